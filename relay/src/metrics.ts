@@ -1,0 +1,97 @@
+/**
+ * Every relay metric, on the relay's own Registry (never the global one, so tests can make a fresh
+ * one each). Labels come from small fixed sets only; never a client address.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Protocol = 'raw' | 'snapshot' | 'mjpeg' | 'push';
+export const PROTOCOLS: readonly Protocol[] = ['raw', 'snapshot', 'mjpeg'];
+export type FetchErrorReason =
+  | 'refused' | 'connect_timeout' | 'idle_timeout' | 'deadline' | 'reset' | 'empty' | 'not_jpeg' | 'truncated' | 'too_large' | 'other';
+export const FETCH_ERROR_REASONS: readonly FetchErrorReason[] = [
+  'refused', 'connect_timeout', 'idle_timeout', 'deadline', 'reset', 'empty', 'not_jpeg', 'truncated', 'too_large', 'other',
+];
+export type RejectReason = 'max_clients' | 'max_clients_per_ip' | 'not_allowed' | 'unauthorized' | 'push_not_allowed';
+export const REJECT_REASONS: readonly RejectReason[] = ['max_clients', 'max_clients_per_ip', 'not_allowed', 'unauthorized', 'push_not_allowed'];
+
+export interface RelayMetricsOptions {
+  version: string;
+  mode: string;
+  /** live values read at scrape time */
+  frameAgeSeconds: () => number;
+  clients: (p: Protocol) => number;
+  withDefaults?: boolean;
+}
+
+export class RelayMetrics {
+  readonly registry = new Registry();
+  readonly cameraUp: Gauge;
+  readonly frames: Counter;
+  readonly fetchErrors: Counter<'reason'>;
+  readonly fetchDuration: Histogram;
+  readonly frameBytes: Histogram;
+  readonly frameAge: Gauge;
+  readonly clients: Gauge<'protocol'>;
+  readonly clientConnections: Counter<'protocol'>;
+  readonly framesServed: Counter<'protocol'>;
+  readonly bytesSent: Counter<'protocol'>;
+  readonly framesDropped: Counter;
+  readonly clientsRejected: Counter<'reason'>;
+  readonly deliveryLatency: Histogram<'protocol'>;
+  readonly staleFramesDiscarded: Counter;
+  readonly fetchRate: Gauge;
+  readonly archiveSnapshots: Counter;
+  readonly archiveErrors: Counter<'reason'>;
+  readonly archivePruned: Counter;
+  readonly archiveLastSuccess: Gauge;
+  readonly buildInfo: Gauge<'version' | 'node' | 'mode'>;
+
+  constructor(opts: RelayMetricsOptions) {
+    const r = this.registry;
+    if (opts.withDefaults !== false) collectDefaultMetrics({ register: r, prefix: 'relay_process_' });
+    this.cameraUp = new Gauge({ name: 'relay_camera_up', help: '1 when the last fetch from the camera succeeded', registers: [r] });
+    this.frames = new Counter({ name: 'relay_frames_total', help: 'Whole JPEG frames received from the camera and published', registers: [r] });
+    this.fetchErrors = new Counter({ name: 'relay_fetch_errors_total', help: 'Failed fetches from the camera by reason', labelNames: ['reason'], registers: [r] });
+    for (const reason of FETCH_ERROR_REASONS) this.fetchErrors.inc({ reason }, 0);
+    this.fetchDuration = new Histogram({
+      name: 'relay_fetch_duration_seconds', help: 'Time from connect to a whole frame received',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [r],
+    });
+    this.frameBytes = new Histogram({
+      name: 'relay_frame_bytes', help: 'Size of published frames',
+      buckets: [8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576, 2097152, 4194304], registers: [r],
+    });
+    this.frameAge = new Gauge({
+      name: 'relay_frame_age_seconds', help: 'Age of the latest frame (+Inf when there is none)', registers: [r],
+      collect() { this.set(opts.frameAgeSeconds()); },
+    });
+    this.clients = new Gauge({
+      name: 'relay_clients', help: 'Connected clients by protocol', labelNames: ['protocol'], registers: [r],
+      collect() { for (const p of PROTOCOLS) this.set({ protocol: p }, opts.clients(p)); },
+    });
+    this.clientConnections = new Counter({ name: 'relay_client_connections_total', help: 'Accepted client connections by protocol', labelNames: ['protocol'], registers: [r] });
+    this.framesServed = new Counter({ name: 'relay_frames_served_total', help: 'Frames written to clients by protocol', labelNames: ['protocol'], registers: [r] });
+    this.bytesSent = new Counter({ name: 'relay_bytes_sent_total', help: 'Bytes written to clients by protocol', labelNames: ['protocol'], registers: [r] });
+    for (const protocol of PROTOCOLS) {
+      this.clientConnections.inc({ protocol }, 0);
+      this.framesServed.inc({ protocol }, 0);
+      this.bytesSent.inc({ protocol }, 0);
+    }
+    this.framesDropped = new Counter({ name: 'relay_frames_dropped_total', help: 'Frames skipped for MJPEG viewers that were still writing the previous one', registers: [r] });
+    this.clientsRejected = new Counter({ name: 'relay_clients_rejected_total', help: 'Client connections refused by reason', labelNames: ['reason'], registers: [r] });
+    for (const reason of REJECT_REASONS) this.clientsRejected.inc({ reason }, 0);
+    this.deliveryLatency = new Histogram({
+      name: 'relay_delivery_latency_seconds', help: 'Time from frame published to fully written to a client socket', labelNames: ['protocol'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [r],
+    });
+    this.staleFramesDiscarded = new Counter({ name: 'relay_stale_frames_discarded_total', help: 'First frames after an idle gap, discarded because the camera may have buffered them', registers: [r] });
+    this.fetchRate = new Gauge({ name: 'relay_target_fps', help: 'Fetch rate the source currently aims for (MAX_FPS while watched, IDLE_FPS otherwise; 0 = unlimited)', registers: [r] });
+    this.archiveSnapshots = new Counter({ name: 'relay_archive_snapshots_total', help: 'Snapshots written to SNAPSHOT_DIR', registers: [r] });
+    this.archiveErrors = new Counter({ name: 'relay_archive_errors_total', help: 'Snapshot failures by reason', labelNames: ['reason'], registers: [r] });
+    for (const reason of ['no_frame', 'write', 'prune']) this.archiveErrors.inc({ reason }, 0);
+    this.archivePruned = new Counter({ name: 'relay_archive_pruned_total', help: 'Snapshots deleted by retention', registers: [r] });
+    this.archiveLastSuccess = new Gauge({ name: 'relay_archive_last_success_timestamp_seconds', help: 'Unix time of the last snapshot written', registers: [r] });
+    this.buildInfo = new Gauge({ name: 'relay_build_info', help: 'Always 1; labels say what runs', labelNames: ['version', 'node', 'mode'], registers: [r] });
+    this.buildInfo.set({ version: opts.version, node: process.version, mode: opts.mode }, 1);
+  }
+}

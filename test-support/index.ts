@@ -1,0 +1,181 @@
+/**
+ * Helpers shared by every test tier: child processes with guaranteed teardown, polling, raw TCP
+ * fetches, and gating of tiers that need a system component.
+ */
+import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..');
+
+/** True when the run must fail rather than skip a tier whose system component is missing (CI). */
+export const REQUIRE_ALL = process.env.REQUIRE_ALL === '1';
+
+/** First existing path, or undefined. */
+export function findExecutable(candidates: string[]): string | undefined {
+  return candidates.find((c) => {
+    try {
+      fs.accessSync(c, fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * `describe` when the component is present. When it is missing: under REQUIRE_ALL=1 a failing test
+ * that names it; otherwise one passing-nothing block that prints why the tier did not run.
+ */
+export function describeWith(component: string, present: boolean, name: string, fn: () => void): void {
+  if (present) {
+    describe(name, fn);
+    return;
+  }
+  describe(name, () => {
+    test(`requires ${component}`, () => {
+      const msg = `${component} is not installed: the "${name}" tier cannot run`;
+      if (REQUIRE_ALL) throw new Error(`${msg} (REQUIRE_ALL=1)`);
+      console.warn(`SKIPPED TIER: ${msg}. Install it (see .ci/run) or set REQUIRE_ALL=1 to make this fatal.`);
+    });
+  });
+}
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition', intervalMs = 25): Promise<NonNullable<Awaited<T>>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<Awaited<T>>;
+    } catch (e) {
+      lastErr = e;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}
+
+export interface FetchResult {
+  data: Buffer;
+  /** ms from connect() to EOF */
+  ms: number;
+  error?: Error;
+}
+
+/** Connects, reads to EOF (or error/timeout), returns what arrived. Never rejects. */
+export function rawFetch(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<FetchResult> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const chunks: Buffer[] = [];
+    const s = net.connect({ port, host, noDelay: true });
+    let done = false;
+    const finish = (error?: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ data: Buffer.concat(chunks), ms: Date.now() - t0, error });
+    };
+    const timer = setTimeout(() => finish(new Error('timeout')), timeoutMs);
+    s.on('data', (c) => chunks.push(c));
+    s.on('end', () => finish());
+    s.on('close', () => finish());
+    s.on('error', (e) => finish(e));
+  });
+}
+
+/** Resolves once something accepts TCP connections on the port. */
+export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<true> {
+  return waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = net.connect({ port, host });
+        s.on('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      }),
+    timeoutMs,
+    `port ${host}:${port}`,
+  );
+}
+
+export interface Child {
+  proc: ChildProcess;
+  /** Everything written to stdout so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Parsed pino JSON lines from stdout. */
+  logs(): Record<string, unknown>[];
+  /** Waits for a log line matching the predicate. */
+  waitForLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const children = new Set<Child>();
+
+/** Spawns a child that is killed by killAllChildren() (call it in afterAll/afterEach). */
+export function spawnChild(cmd: string, args: string[], opts: SpawnOptions = {}): Child {
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (d) => (out += d));
+  proc.stderr?.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.on('exit', (code, signal) => resolve({ code, signal }));
+    proc.on('error', () => resolve({ code: -1, signal: null }));
+  });
+  const logs = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+  const child: Child = {
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    logs,
+    waitForLog: (pred, timeoutMs = 10_000) =>
+      waitFor(() => logs().find(pred), timeoutMs, `log line in ${path.basename(args[0] ?? cmd)} (stdout: ${out.slice(-2000)} stderr: ${err.slice(-2000)})`),
+    exited,
+    kill: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      const r = await exited;
+      clearTimeout(timer);
+      children.delete(child);
+      return r;
+    },
+  };
+  children.add(child);
+  void exited.then(() => children.delete(child));
+  return child;
+}
+
+/** Runs `node <pkg>/dist/main.js` of a workspace package. */
+export function spawnPackage(pkg: 'relay' | 'fake-camera' | 'tunnel-agent', args: string[] = [], env: Record<string, string> = {}): Child {
+  return spawnChild(process.execPath, [path.join(ROOT, pkg, 'dist', 'main.js'), ...args], {
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+  });
+}
+
+export async function killAllChildren(): Promise<void> {
+  await Promise.all([...children].map((c) => c.kill('SIGKILL')));
+}
+
+/** Fetches an HTTP URL on loopback; returns status, headers and body. */
+export async function httpGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  const r = await fetch(url, { headers });
+  return { status: r.status, headers: r.headers, body: Buffer.from(await r.arrayBuffer()) };
+}
