@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * The relay daemon: config -> logger -> Relay (metrics, store, source, outlets, archive, metrics
+ * server) -> signal handlers. Only wiring lives here; see relay.ts for the parts.
+ */
+import { createLogger, exitOnConfigError } from '@camrelay/common';
+import { loadConfig, RelayConfig, usage } from './config';
+import { Relay, VERSION } from './relay';
+
+async function main(): Promise<void> {
+  let config: RelayConfig;
+  try {
+    const r = loadConfig(process.argv.slice(2), process.env);
+    if (r.help) {
+      process.stdout.write(usage());
+      return;
+    }
+    config = r.config;
+  } catch (e) {
+    exitOnConfigError(e, 'camrelay-relay');
+  }
+  const log = createLogger({ name: 'relay', level: config.logLevel });
+  const relay = new Relay({ config, log });
+  relay.installSignalHandlers();
+  let ports;
+  try {
+    ports = await relay.start();
+  } catch (err) {
+    log.fatal({ err }, 'relay failed to start');
+    log.flush?.();
+    process.exit(1);
+  }
+  const c = config;
+  log.info(
+    {
+      version: VERSION,
+      mode: c.source.mode,
+      ...(c.source.mode === 'pull' ? { cameraHost: c.source.host, cameraPort: c.source.port } : {}),
+      ...ports,
+      bindHost: c.clients.bindHost,
+      maxFps: c.source.maxFps,
+      idleFps: c.source.idleFps,
+      access: {
+        allowCidrs: c.clients.allow.empty ? 'any (open)' : c.clients.allow.cidrs,
+        viewerToken: c.clients.viewerToken !== undefined,
+        viewerPassword: c.clients.viewerPassword !== undefined,
+      },
+      archive: c.archive.cron ?? 'off',
+    },
+    'relay started',
+  );
+}
+
+void main();

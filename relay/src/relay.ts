@@ -1,0 +1,145 @@
+/**
+ * Builds every part of the relay from a RelayConfig and runs them as one ServiceGroup:
+ * source -> frame store -> outlets (raw TCP, HTTP) + archive, and the metrics/health server.
+ * main.ts uses it for the daemon; tests use it to run a whole relay in-process.
+ * The constructor does no I/O; start() binds every port; stop() is idempotent.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Logger, MetricsServer, ServiceGroup, Service } from '@camrelay/common';
+import { Archive } from './archive';
+import type { RelayConfig } from './config';
+import { FrameStore } from './frame-store';
+import { RelayMetrics } from './metrics';
+import { ClientLimiter } from './outlets/limits';
+import { RawOutlet } from './outlets/raw';
+import { PullSource, PullSourceOptions } from './source/pull';
+import { PushSource } from './source/push';
+import type { Source, SourceStatus } from './source/source';
+
+export const VERSION: string = (() => {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+export interface RelayOptions {
+  config: RelayConfig;
+  log: Logger;
+  /** tests: e.g. skip the process default metrics */
+  metricsWithDefaults?: boolean;
+  /** tests: socket factory / clock for the pull source */
+  pull?: Pick<PullSourceOptions, 'connect' | 'clock' | 'random'>;
+}
+
+export interface RelayPorts {
+  clientPort: number;
+  metricsPort: number;
+  ingestPort?: number;
+}
+
+/** Frame age at which /readyz turns 503: a frame fresher than this exists. */
+export function readinessMaxAgeMs(c: RelayConfig): number {
+  const idlePeriod = c.source.idleFps > 0 ? 1000 / c.source.idleFps : 0;
+  return Math.max(c.clients.maxFrameAgeMs, idlePeriod) + c.source.deadlineMs;
+}
+
+export class Relay {
+  readonly store: FrameStore;
+  readonly metrics: RelayMetrics;
+  readonly limiter: ClientLimiter;
+  readonly source: Source;
+  readonly raw: RawOutlet;
+  readonly archive: Archive;
+  readonly metricsServer: MetricsServer;
+  private readonly group: ServiceGroup;
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly opts: RelayOptions) {
+    const { config: c, log } = opts;
+    this.store = new FrameStore();
+    this.metrics = new RelayMetrics({
+      version: VERSION,
+      mode: c.source.mode,
+      frameAgeSeconds: () => this.store.ageMs() / 1000,
+      clients: (p) => this.limiter.clients(p),
+      withDefaults: opts.metricsWithDefaults,
+    });
+    const metrics = this.metrics;
+    const store = this.store;
+    this.limiter = new ClientLimiter(
+      { maxClients: c.clients.maxClients, maxClientsPerIp: c.clients.maxClientsPerIp, allow: c.clients.allow },
+      { metrics, log: log.child({ module: 'limits' }) },
+    );
+    this.source =
+      c.source.mode === 'push'
+        ? new PushSource({ ingest: c.ingest, limits: c.source, store, metrics, log: log.child({ module: 'push-source' }) })
+        : new PullSource({ config: c.source, store, metrics, log: log.child({ module: 'pull-source' }), ...opts.pull });
+    const deps = { store, metrics, limiter: this.limiter, log: log.child({ module: 'raw-outlet' }) };
+    this.raw = new RawOutlet({ ...c.clients, shutdownGraceMs: c.shutdownGraceMs }, deps);
+    this.archive = new Archive({ config: c.archive, store, metrics, log: log.child({ module: 'archive' }) });
+    this.metricsServer = new MetricsServer({
+      host: c.metrics.host,
+      port: c.metrics.port,
+      registry: metrics.registry,
+      readiness: () => this.readiness(),
+      log: log.child({ module: 'metrics-server' }),
+    });
+    this.group = new ServiceGroup(log, c.shutdownGraceMs + 3000);
+  }
+
+  /** Ready = a fresh frame exists (see readinessMaxAgeMs). */
+  readiness(): { ready: boolean; detail: Record<string, unknown> } {
+    const age = this.store.ageMs();
+    const s = this.source.status();
+    return {
+      ready: age <= readinessMaxAgeMs(this.opts.config),
+      detail: { frameAgeMs: Number.isFinite(age) ? Math.round(age) : null, cameraUp: s.cameraUp ?? false, lastError: s.lastError?.reason ?? null },
+    };
+  }
+
+  /** Everything /status.json shows about the relay core. */
+  status(): { source: SourceStatus; frame: { seq: number; ageMs: number | null; bytes: number } | null; uptimeS: number; version: string } {
+    const f = this.store.latest;
+    return {
+      source: this.source.status(),
+      frame: f ? { seq: f.seq, ageMs: Math.round(this.store.ageMs()), bytes: f.data.length } : null,
+      uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      version: VERSION,
+    };
+  }
+
+  /** Order: metrics first (health visible early), then source, archive, outlets last. */
+  private services(): Service[] {
+    // ServiceGroup stops in reverse: outlets stop accepting first, the source and metrics last.
+    const closeStore: Service = { name: 'frame-store', start: async () => undefined, stop: async () => this.store.close() };
+    return [this.metricsServer, closeStore, this.source, this.archive, this.raw];
+  }
+
+  async start(): Promise<RelayPorts> {
+    try {
+      await this.group.start(this.services());
+    } catch (e) {
+      await this.group.stop();
+      throw e;
+    }
+    return this.ports();
+  }
+
+  ports(): RelayPorts {
+    const p: RelayPorts = { clientPort: this.raw.port, metricsPort: this.metricsServer.port };
+    if (this.source instanceof PushSource) p.ingestPort = this.source.port;
+    return p;
+  }
+
+  stop(): Promise<void> {
+    return this.group.stop();
+  }
+
+  /** SIGTERM/SIGINT -> stop everything, flush logs, exit 0. */
+  installSignalHandlers(onExit?: (code: number) => void): void {
+    this.group.installSignalHandlers(onExit);
+  }
+}
