@@ -1,0 +1,157 @@
+/**
+ * One handler per `-R` forward. For every `tcp connection` the server opens:
+ *   1. enforce the per-forward concurrency cap (reject when full),
+ *   2. connect to the target FIRST (timeout, noDelay: without it Nagle stalls each one-shot frame),
+ *   3. only then accept() the channel and pipe both ways, with error handlers on both ends
+ *      (pipe() does not forward errors), counting bytes by direction,
+ *   4. if the target fails, reject() the channel so the remote client sees a closed connection at once.
+ * Every connection is settled (accepted or rejected) exactly once, and counted once.
+ */
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '@camrelay/common';
+import { RateLimitedLog } from '@camrelay/common';
+import type { ForwardSpec } from './config';
+import type { AgentMetrics, ForwardResult } from './metrics';
+
+export type TargetConnector = (opts: { host: string; port: number }) => net.Socket;
+
+export interface ForwardHandlerOptions {
+  spec: ForwardSpec;
+  connectTimeoutMs: number;
+  maxConnections: number;
+  metrics: AgentMetrics;
+  log: Logger;
+  connect?: TargetConnector;
+}
+
+interface Conn {
+  target: net.Socket;
+  channel?: Duplex;
+  /** Settles a pending (not yet accepted) connection as rejected. */
+  abort(result: ForwardResult): void;
+}
+
+export class ForwardHandler {
+  private readonly active = new Set<Conn>();
+  private readonly limitLog = new RateLimitedLog(60_000);
+  private readonly connect: TargetConnector;
+  private readonly label: string;
+
+  constructor(private readonly opts: ForwardHandlerOptions) {
+    this.connect = opts.connect ?? ((o) => net.connect({ ...o, noDelay: true }));
+    this.label = opts.spec.spec;
+  }
+
+  get spec(): ForwardSpec {
+    return this.opts.spec;
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  private count(result: ForwardResult): void {
+    this.opts.metrics.forwardedConnections.inc({ forward: this.label, result });
+  }
+
+  private setActive(): void {
+    this.opts.metrics.activeConnections.set({ forward: this.label }, this.active.size);
+  }
+
+  /** The `tcp connection` listener body. accept/reject are ssh2's; each is called at most once. */
+  handle(accept: () => Duplex, reject: () => void): void {
+    const { metrics, log, spec } = this.opts;
+    let settled = false;
+    const settle = <T>(fn: () => T): T | undefined => {
+      if (settled) return undefined;
+      settled = true;
+      return fn();
+    };
+
+    if (this.active.size >= this.opts.maxConnections) {
+      settle(reject);
+      this.count('rejected_limit');
+      this.limitLog.warn(log, 'limit', { forward: spec.spec, max: this.opts.maxConnections }, 'forward connection limit reached; rejecting');
+      return;
+    }
+
+    const target = this.connect({ host: spec.host, port: spec.port });
+    let finished = false;
+    const conn: Conn = {
+      target,
+      abort: (result) => {
+        if (settled) return;
+        settle(reject);
+        this.count(result);
+        done();
+      },
+    };
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      target.destroy();
+      this.active.delete(conn);
+      this.setActive();
+    };
+    this.active.add(conn);
+    this.setActive();
+
+    const timer = setTimeout(() => conn.abort('target_timeout'), this.opts.connectTimeoutMs);
+    target.on('error', (err: NodeJS.ErrnoException) => {
+      if (!settled) {
+        conn.abort(err.code === 'ECONNREFUSED' ? 'target_refused' : 'target_error');
+        return;
+      }
+      log.debug({ forward: spec.spec, err: err.message }, 'target connection error');
+      conn.channel?.destroy();
+      done();
+    });
+    target.once('connect', () => {
+      clearTimeout(timer);
+      if (settled) return;
+      target.setNoDelay(true);
+      let channel: Duplex | undefined;
+      try {
+        channel = settle(accept);
+      } catch (err) {
+        log.warn({ forward: spec.spec, err: (err as Error).message }, 'accepting tunnel channel failed');
+      }
+      if (!channel) {
+        this.count('session_closed');
+        done();
+        return;
+      }
+      this.count('accepted');
+      conn.channel = channel;
+      const toTarget = metrics.bytes.labels({ forward: this.label, direction: 'to_target' });
+      const fromTarget = metrics.bytes.labels({ forward: this.label, direction: 'from_target' });
+      channel.on('data', (c: Buffer) => toTarget.inc(c.length));
+      target.on('data', (c: Buffer) => fromTarget.inc(c.length));
+      channel.on('error', (err: Error) => {
+        log.debug({ forward: spec.spec, err: err.message }, 'tunnel channel error');
+        done();
+      });
+      // The channel closes once both sides are done (or the session died): then the target goes too.
+      channel.on('close', done);
+      // The target closing ends our side of the channel after its queued data is sent (EOF, not abort).
+      target.on('close', () => {
+        if (channel.writable) channel.end();
+      });
+      channel.pipe(target);
+      target.pipe(channel);
+    });
+  }
+
+  /** Session gone: settle pending connections and tear down open ones. */
+  closeAll(): void {
+    for (const c of [...this.active]) {
+      c.abort('session_closed');
+      c.channel?.destroy();
+      c.target.destroy();
+      this.active.delete(c);
+    }
+    this.setActive();
+  }
+}

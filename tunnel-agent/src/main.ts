@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+/**
+ * tunnel-agent: keeps `ssh -R` forwards to the VPS up. Wiring only: config -> logger -> metrics ->
+ * supervisor + metrics/health server, stopped in reverse order on SIGTERM/SIGINT.
+ */
+import { MetricsServer, ServiceGroup, createLogger, exitOnConfigError } from '@camrelay/common';
+import { AgentConfig, loadConfig } from './config';
+import { AgentMetrics } from './metrics';
+import { Supervisor } from './supervisor';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION: string = (require('../package.json') as { version: string }).version;
+
+async function main(): Promise<void> {
+  let config: AgentConfig;
+  try {
+    config = loadConfig(process.env);
+  } catch (e) {
+    exitOnConfigError(e, 'tunnel-agent');
+  }
+  const log = createLogger({ name: 'tunnel-agent', level: config.logLevel });
+  for (const w of config.warnings) log.warn(w);
+
+  const holder: { sup?: Supervisor } = {};
+  const metrics = new AgentMetrics({
+    forwards: config.forwards.map((f) => f.spec),
+    version: VERSION,
+    sessionUptime: () => holder.sup?.sessionUptimeSeconds() ?? 0,
+  });
+  const sup = new Supervisor({ config, metrics, log: log.child({ module: 'supervisor' }) });
+  holder.sup = sup;
+  const server = new MetricsServer({
+    host: config.metricsHost,
+    port: config.metricsPort,
+    registry: metrics.registry,
+    readiness: () => ({ ready: sup.ready, detail: { state: sup.state, forwards: sup.forwardStatus() } }),
+    log: log.child({ module: 'metrics' }),
+  });
+
+  const group = new ServiceGroup(log, 5000);
+  group.installSignalHandlers();
+  await group.start([server, { name: 'supervisor', start: () => sup.start(), stop: () => sup.stop() }]);
+  log.info(
+    {
+      version: VERSION, server: `${config.sshUser}@${config.sshHost}:${config.sshPort}`,
+      forwards: config.forwards.map((f) => f.spec), hostKey: config.hostKey.kind === 'pinned' ? config.hostKey.source : 'INSECURE',
+      metrics: `${config.metricsHost}:${server.port}`,
+    },
+    'tunnel-agent started',
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`tunnel-agent: fatal: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
