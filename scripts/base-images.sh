@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Builds LOCAL STAND-INS for the pinned base images that the Dockerfiles and docker-compose.yml use,
+# for machines that cannot reach a container registry (CI here). With a registry you never need this:
+# `docker compose build` pulls the real images.
+#
+#   debian:bookworm-slim     debootstrap'd minimal Debian bookworm rootfs (docker import)
+#   node:20-bookworm-slim    that rootfs + the host's node binary, npm and headers, a `node` user (uid 1000)
+#                            like the official image, and the host CA bundle (NODE_EXTRA_CA_CERTS) so
+#                            `npm ci` inside a build reaches the npm registry through this machine's TLS setup
+#   prom/prometheus:<tag>    that rootfs + Debian's `prometheus` package (NOTE: Debian bookworm ships
+#                            2.42, not the pinned tag), laid out like the official image: ENTRYPOINT
+#                            /bin/prometheus, user nobody, data in /prometheus, promtool in /bin, wget for
+#                            the healthcheck
+# Grafana has no Debian or npm package, so it is NOT built here: without a real grafana image the compose
+# test runs the stack without Grafana and says so.
+#
+# An image that already exists is left alone (re-runs take a second); the rootfs is bootstrapped once into
+# $ROOTFS_CACHE. Every stand-in carries the label org.camrelay.standin=true; `FORCE=1` rebuilds them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_IMAGE=debian:bookworm-slim
+NODE_IMAGE=node:20-bookworm-slim
+PROM_IMAGE=${PROM_IMAGE:-$(sed -n 's/^[[:space:]]*image:[[:space:]]*"\{0,1\}\(prom\/prometheus:[^"[:space:]]*\).*/\1/p' docker-compose.yml 2>/dev/null | head -1 || true)}
+PROM_IMAGE=${PROM_IMAGE:-prom/prometheus:v2.53.0}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+ROOTFS_CACHE=${ROOTFS_CACHE:-/var/cache/camrelay-rootfs}
+ROOTFS=$ROOTFS_CACHE/bookworm
+FORCE=${FORCE:-0}
+
+log() { printf '[base-images] %s\n' "$*" >&2; }
+have() { [[ $FORCE != 1 ]] && docker image inspect "$1" >/dev/null 2>&1; }
+
+need_root() {
+  if [[ $(id -u) != 0 ]]; then log "building stand-ins needs root (debootstrap, docker import)"; exit 1; fi
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+bootstrap_rootfs() {
+  if [[ -f $ROOTFS_CACHE/bookworm.ok ]]; then return; fi
+  need_root
+  command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
+  log "debootstrap bookworm (minbase) into $ROOTFS from $MIRROR (once; cached)"
+  rm -rf "$ROOTFS"; mkdir -p "$ROOTFS_CACHE"
+  debootstrap --variant=minbase bookworm "$ROOTFS" "$MIRROR" >"$ROOTFS_CACHE/debootstrap.log" 2>&1 \
+    || { tail -30 "$ROOTFS_CACHE/debootstrap.log" >&2; log "debootstrap failed (log: $ROOTFS_CACHE/debootstrap.log)"; exit 1; }
+  # Like the official slim image: all three suites, no package lists or downloaded .debs baked in.
+  cat >"$ROOTFS/etc/apt/sources.list" <<EOF
+deb $MIRROR bookworm main
+deb $MIRROR bookworm-updates main
+deb ${MIRROR%/debian}/debian-security bookworm-security main
+EOF
+  rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/log/*.log
+  touch "$ROOTFS_CACHE/bookworm.ok"
+}
+
+build_debian() {
+  if have "$DEBIAN_IMAGE"; then log "$DEBIAN_IMAGE present"; return; fi
+  bootstrap_rootfs
+  log "docker import $DEBIAN_IMAGE"
+  tar -C "$ROOTFS" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -cf - . \
+    | docker import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'LABEL org.camrelay.standin=true' \
+        --change 'CMD ["bash"]' \
+        - "$DEBIAN_IMAGE" >/dev/null
+}
+
+build_node() {
+  if have "$NODE_IMAGE"; then log "$NODE_IMAGE present"; return; fi
+  need_root
+  local node_bin npm_dir node_inc ca
+  node_bin=$(readlink -f "$(command -v node)")
+  npm_dir=$(dirname "$(readlink -f "$(command -v npm)")")/..
+  npm_dir=$(readlink -f "$npm_dir")
+  node_inc=$(readlink -f "$(dirname "$node_bin")/../include/node")
+  ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
+  [[ -f $npm_dir/bin/npm-cli.js ]] || { log "npm not found next to $(command -v npm)"; exit 1; }
+  [[ -f $node_inc/node.h ]] || { log "node headers not found in $node_inc"; exit 1; }
+  [[ -f $ca ]] || { log "CA bundle $ca not found"; exit 1; }
+  local version; version=$("$node_bin" -p 'process.versions.node')
+  [[ ${version%%.*} == 20 ]] || { log "host node is $version; $NODE_IMAGE needs node 20"; exit 1; }
+  log "building $NODE_IMAGE from the host's node $version"
+  mkdir -p "$tmp/node"
+  cp "$node_bin" "$tmp/node/node"
+  cp -a "$npm_dir" "$tmp/node/npm"
+  cp -a "$node_inc" "$tmp/node/include"
+  cp "$ca" "$tmp/node/host-ca-bundle.crt"
+  cat >"$tmp/node/Dockerfile" <<EOF
+FROM $DEBIAN_IMAGE
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+COPY include /usr/local/include/node
+COPY host-ca-bundle.crt /usr/local/share/camrelay/host-ca-bundle.crt
+RUN groupadd --gid 1000 node \\
+ && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
+ && ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
+ && chmod 0644 /usr/local/share/camrelay/host-ca-bundle.crt \\
+ && node --version && npm --version
+ENV NODE_VERSION=$version NODE_EXTRA_CA_CERTS=/usr/local/share/camrelay/host-ca-bundle.crt
+LABEL org.camrelay.standin=true
+CMD ["node"]
+EOF
+  docker build -q -t "$NODE_IMAGE" "$tmp/node" >/dev/null
+}
+
+build_prometheus() {
+  if have "$PROM_IMAGE"; then log "$PROM_IMAGE present"; return; fi
+  log "building $PROM_IMAGE from Debian's prometheus package (apt inside the build)"
+  mkdir -p "$tmp/prom"
+  cat >"$tmp/prom/Dockerfile" <<EOF
+FROM $DEBIAN_IMAGE
+RUN printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \\
+ && apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus wget >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d \\
+ && mkdir -p /prometheus /etc/prometheus /usr/share/prometheus \\
+ && chown nobody:nogroup /prometheus /etc/prometheus \\
+ && test -x /bin/prometheus && test -x /bin/promtool && prometheus --version
+LABEL org.camrelay.standin=true
+USER nobody
+EXPOSE 9090
+VOLUME ["/prometheus"]
+WORKDIR /prometheus
+ENTRYPOINT ["/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+EOF
+  docker build -q -t "$PROM_IMAGE" "$tmp/prom" >/dev/null
+}
+
+docker info >/dev/null 2>&1 || { log "no Docker engine answers (scripts/ensure-dockerd.sh starts one)"; exit 1; }
+build_debian
+build_node
+build_prometheus
+log "ready: $DEBIAN_IMAGE $NODE_IMAGE $PROM_IMAGE"
