@@ -1,0 +1,285 @@
+import net from 'node:net';
+import { FrameStore } from '../../src/frame-store';
+import type { FetchErrorReason } from '../../src/metrics';
+import { PullSource, PullSourceConfig } from '../../src/source/pull';
+import { readFrame } from '../../src/source/fetch';
+import { Behaviour, captureLog, closedPort, frameNo, jpeg, ManualClock, metricValue, ok, settle, TestCamera, testMetrics, until } from './support';
+
+const base: PullSourceConfig = {
+  host: '127.0.0.1', port: 0, connectTimeoutMs: 200, idleTimeoutMs: 150, deadlineMs: 600, frameMaxBytes: 2048,
+  retryBaseMs: 20, retryMaxMs: 40, maxFps: 0, idleFps: 0, staleAfterIdleMs: 0,
+};
+
+let cam: TestCamera;
+let source: PullSource | undefined;
+beforeEach(async () => {
+  cam = new TestCamera();
+  await cam.start();
+});
+afterEach(async () => {
+  await source?.stop();
+  source = undefined;
+  await cam.stop();
+});
+
+function make(over: Partial<PullSourceConfig> = {}, extra: Partial<ConstructorParameters<typeof PullSource>[0]> = {}) {
+  const store = new FrameStore();
+  const metrics = testMetrics();
+  const { log, lines } = captureLog();
+  source = new PullSource({ config: { ...base, port: cam.port, ...over }, store, metrics, log, ...extra });
+  return { store, metrics, lines, source };
+}
+
+describe('PullSource against real sockets', () => {
+  test('publishes whole frames, counts them, logs camera up once', async () => {
+    const { store, metrics, lines, source } = make({ maxFps: 50, idleFps: 50 });
+    await source.start();
+    await until(() => (store.latest?.seq ?? 0) >= 3, 5000, '3 frames');
+    expect(frameNo(store.latest!.data)).toBeGreaterThanOrEqual(3);
+    expect(await metricValue(metrics.frames)).toBeGreaterThanOrEqual(3);
+    expect(await metricValue(metrics.cameraUp)).toBe(1);
+    expect((await metrics.frameBytes.get()).values.find((v) => v.metricName === 'relay_frame_bytes_count')?.value).toBeGreaterThanOrEqual(3);
+    expect(lines.filter((l) => String(l.msg).startsWith('camera up'))).toHaveLength(1);
+    const st = source.status();
+    expect(st).toMatchObject({ mode: 'pull', cameraUp: true, lastError: null });
+    expect(st.fetches).toBeGreaterThanOrEqual(3);
+    await source.stop();
+    await source.stop(); // idempotent
+  });
+
+  test('one fetch in flight at a time, even with MAX_FPS=0', async () => {
+    let open = 0;
+    let maxOpen = 0;
+    cam.behaviour = (s, n) => setTimeout(() => s.end(jpeg(n)), 5);
+    const { store } = make({ maxFps: 0 }, {
+      connect: (o) => {
+        const s = net.connect(o);
+        open++;
+        maxOpen = Math.max(maxOpen, open);
+        const destroy = s.destroy.bind(s);
+        let counted = false;
+        s.destroy = (e?: Error) => {
+          if (!counted) open--;
+          counted = true;
+          return destroy(e);
+        };
+        return s;
+      },
+    });
+    store.watch();
+    await source!.start();
+    await until(() => cam.connections >= 10, 5000, '10 fetches');
+    expect(maxOpen).toBe(1);
+  });
+
+  const faults: [FetchErrorReason, Behaviour, Partial<PullSourceConfig>?][] = [
+    ['empty', (s) => s.end()],
+    ['not_jpeg', (s) => s.end(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'))],
+    ['truncated', (s, n) => s.end(jpeg(n).subarray(0, 10))],
+    ['reset', (s, n) => s.write(jpeg(n, 100).subarray(0, 50), () => s.resetAndDestroy())],
+    ['idle_timeout', (s, n) => s.write(jpeg(n).subarray(0, 6))],
+    ['deadline', (s, n) => {
+      const data = jpeg(n, 400);
+      let i = 0;
+      const t = setInterval(() => (i < data.length && !s.destroyed ? s.write(data.subarray(i, ++i)) : clearInterval(t)), 20);
+      s.on('close', () => clearInterval(t));
+    }],
+    ['too_large', (s, n) => s.end(jpeg(n, 5000))],
+  ];
+
+  test.each(faults)('%s: counted by reason, nothing published, camera down logged once, then recovers', async (reason, behaviour) => {
+    cam.behaviour = behaviour;
+    const { store, metrics, lines, source } = make({ idleFps: 100, maxFps: 100 });
+    await source.start();
+    await until(() => source.status().errors >= 2, 5000, `two ${reason} errors`);
+    expect(store.latest).toBeUndefined();
+    expect(await metricValue(metrics.fetchErrors, { reason })).toBeGreaterThanOrEqual(2);
+    const others = (await metrics.fetchErrors.get()).values.filter((v) => v.labels.reason !== reason && v.value > 0);
+    expect(others).toEqual([]);
+    expect(source.status().lastError?.reason).toBe(reason);
+    expect(source.status().cameraUp).toBe(false);
+    expect(await metricValue(metrics.cameraUp)).toBe(0);
+    expect(lines.filter((l) => l.msg === 'camera down')).toHaveLength(1);
+    expect(lines.find((l) => l.msg === 'camera down')).toMatchObject({ reason });
+
+    cam.behaviour = ok;
+    await until(() => store.latest !== undefined, 5000, 'recovery');
+    expect(checkWhole(store.latest!.data)).toBe(true);
+    expect(source.status().cameraUp).toBe(true);
+    expect(lines.filter((l) => l.msg === 'camera up again')).toHaveLength(1);
+  });
+
+  test('refused: counted, nothing published', async () => {
+    const port = await closedPort();
+    const { store, metrics, source } = make({ port, idleFps: 100, maxFps: 100 });
+    await source.start();
+    await until(() => source.status().errors >= 2, 5000, 'refused errors');
+    expect(await metricValue(metrics.fetchErrors, { reason: 'refused' })).toBeGreaterThanOrEqual(2);
+    expect(store.latest).toBeUndefined();
+  });
+
+  test('connect_timeout: a connection that never completes', async () => {
+    const sockets: net.Socket[] = [];
+    const { metrics, source } = make({ connectTimeoutMs: 50, idleFps: 100, maxFps: 100 }, {
+      connect: () => {
+        const s = new net.Socket(); // never connected: no 'connect' ever comes
+        sockets.push(s);
+        return s;
+      },
+    });
+    await source.start();
+    await until(() => source.status().errors >= 2, 5000, 'connect timeouts');
+    expect(await metricValue(metrics.fetchErrors, { reason: 'connect_timeout' })).toBeGreaterThanOrEqual(2);
+    expect(sockets.every((s) => s.destroyed || s === sockets[sockets.length - 1])).toBe(true);
+  });
+
+  test('too_large aborts as soon as the cap is passed, without reading the rest', async () => {
+    let written = 0;
+    cam.behaviour = (s) => {
+      const chunk = Buffer.alloc(1024, 0xff);
+      const pump = () => {
+        while (!s.destroyed && written < 50 * 1024 * 1024 && s.write(chunk)) written += chunk.length;
+      };
+      s.on('drain', pump);
+      pump();
+    };
+    const { metrics, source } = make({ frameMaxBytes: 4096, idleFps: 1 });
+    await source.start();
+    await until(() => source.status().errors >= 1, 5000, 'too_large');
+    expect(await metricValue(metrics.fetchErrors, { reason: 'too_large' })).toBe(1);
+    expect(written).toBeLessThan(20 * 1024 * 1024);
+  });
+
+  test('stop() during a hanging fetch returns promptly', async () => {
+    cam.behaviour = () => undefined; // accept and hang
+    const { source } = make({ idleTimeoutMs: 60_000, deadlineMs: 60_000, idleFps: 1 });
+    await source.start();
+    await until(() => cam.connections === 1, 5000, 'connection');
+    const t0 = Date.now();
+    await source.stop();
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+});
+
+function checkWhole(b: Buffer): boolean {
+  return b[0] === 0xff && b[1] === 0xd8 && b[b.length - 2] === 0xff && b[b.length - 1] === 0xd9;
+}
+
+describe('PullSource with an injected clock', () => {
+  test('backs off exponentially up to the cap and resets after a success', async () => {
+    const clock = new ManualClock();
+    const port = await closedPort();
+    let connects = 0;
+    const { source, store } = make({ port, retryBaseMs: 100, retryMaxMs: 400, idleFps: 1000, maxFps: 1000 }, {
+      clock,
+      random: () => 1, // the ceiling every time
+      connect: (o) => {
+        connects++;
+        return net.connect({ ...o, port: connects >= 6 ? cam.port : port });
+      },
+    });
+    await source.start();
+    const expectConnectsAfter = async (ms: number, n: number) => {
+      clock.advance(ms - 1);
+      await settle(30);
+      expect(connects).toBe(n - 1);
+      clock.advance(1);
+      await until(() => connects === n, 2000, `connect #${n}`);
+      await until(() => source.status().fetches === n && clock.pending > 0, 2000, 'the next wait');
+    };
+    await until(() => source.status().errors === 1 && clock.pending > 0, 2000, 'first error');
+    await expectConnectsAfter(100, 2);
+    await until(() => source.status().errors === 2, 2000, 'error 2');
+    await expectConnectsAfter(200, 3);
+    await until(() => source.status().errors === 3, 2000, 'error 3');
+    await expectConnectsAfter(400, 4);
+    await until(() => source.status().errors === 4, 2000, 'error 4');
+    await expectConnectsAfter(400, 5); // capped
+    await until(() => source.status().errors === 5, 2000, 'error 5');
+    clock.advance(400);
+    await until(() => store.latest !== undefined, 2000, 'success on connect 6');
+    expect(source.status().errors).toBe(5);
+  });
+
+  test('paces at IDLE_FPS while nobody watches, MAX_FPS while watched, and wakes at once for a new client', async () => {
+    const clock = new ManualClock();
+    const { source, store, metrics } = make({ idleFps: 1, maxFps: 10 }, { clock });
+    await source.start();
+    await until(() => store.latest?.seq === 1, 2000, 'first frame');
+    expect(await metricValue(metrics.fetchRate)).toBe(1);
+    await settle();
+    clock.advance(999);
+    await settle();
+    expect(cam.connections).toBe(1);
+    clock.advance(1);
+    await until(() => store.latest?.seq === 2, 2000, 'second idle frame');
+
+    // a watcher arrives 300 ms later: fetched at once (the 100 ms MAX_FPS spacing has passed)
+    clock.advance(300);
+    await settle();
+    expect(cam.connections).toBe(2);
+    const release = store.watch();
+    await until(() => store.latest?.seq === 3, 2000, 'frame for the new watcher');
+    expect(await metricValue(metrics.fetchRate)).toBe(10);
+    await settle();
+    clock.advance(99);
+    await settle();
+    expect(cam.connections).toBe(3);
+    clock.advance(1);
+    await until(() => store.latest?.seq === 4, 2000, 'frame at MAX_FPS');
+
+    release();
+    expect(await metricValue(metrics.fetchRate)).toBe(1);
+    await settle();
+    clock.advance(500);
+    await settle();
+    expect(cam.connections).toBe(4);
+    clock.advance(500);
+    await until(() => store.latest?.seq === 5, 2000, 'back to idle pace');
+  });
+
+  test('IDLE_FPS=0 does not fetch while nobody watches', async () => {
+    const clock = new ManualClock();
+    const { source, store } = make({ idleFps: 0, maxFps: 10 }, { clock });
+    await source.start();
+    clock.advance(60_000);
+    await settle(100);
+    expect(cam.connections).toBe(0);
+    const frame = store.next(0, 5000);
+    await expect(frame).resolves.toBeDefined();
+    expect(cam.connections).toBe(1);
+  });
+
+  test('discards the first frame after an idle gap longer than STALE_AFTER_IDLE_MS', async () => {
+    const clock = new ManualClock();
+    const { source, store, metrics } = make({ idleFps: 0, maxFps: 10, staleAfterIdleMs: 5000 }, { clock });
+    await source.start();
+    // start-up: no previous frame, so the first one may be an old buffered one -> discarded
+    const f1 = await store.next(0, 5000);
+    expect(cam.connections).toBe(2);
+    expect(frameNo(f1!.data)).toBe(2);
+    expect(await metricValue(metrics.staleFramesDiscarded)).toBe(1);
+
+    // short gap: kept
+    clock.advance(4000);
+    const f2 = await store.next(f1!.seq, 5000);
+    expect(frameNo(f2!.data)).toBe(3);
+    expect(await metricValue(metrics.staleFramesDiscarded)).toBe(1);
+
+    // long gap: discarded, replaced at once
+    clock.advance(6000);
+    const f3 = await store.next(f2!.seq, 5000);
+    expect(frameNo(f3!.data)).toBe(5);
+    expect(await metricValue(metrics.staleFramesDiscarded)).toBe(2);
+    expect(source.status().staleDiscarded).toBe(2);
+  });
+});
+
+describe('readFrame', () => {
+  test('trims zero padding after EOI', async () => {
+    cam.behaviour = (s) => s.end(Buffer.concat([jpeg(7), Buffer.alloc(5)]));
+    const o = await readFrame(net.connect({ host: '127.0.0.1', port: cam.port }), { connectTimeoutMs: 500, idleTimeoutMs: 500, deadlineMs: 1000, maxBytes: 4096 }, false);
+    expect(o.ok).toBe(true);
+    if (o.ok) expect(o.data.length).toBe(16);
+  });
+});

@@ -1,0 +1,97 @@
+import net from 'node:net';
+import { CidrList } from '@camrelay/common';
+import { FrameStore } from '../../src/frame-store';
+import { PushSource } from '../../src/source/push';
+import { captureLog, frameNo, jpeg, metricValue, testMetrics, until } from './support';
+
+let source: PushSource | undefined;
+afterEach(async () => {
+  await source?.stop();
+  source = undefined;
+});
+
+function make(allow: string[] = [], over: { upWindowMs?: number; maxConnections?: number } = {}) {
+  const store = new FrameStore();
+  const metrics = testMetrics('push');
+  const { log, lines } = captureLog();
+  source = new PushSource({
+    ingest: { host: '127.0.0.1', port: 0, allow: new CidrList(allow), maxConnections: over.maxConnections ?? 4, upWindowMs: over.upWindowMs ?? 5000 },
+    limits: { idleTimeoutMs: 200, deadlineMs: 1000, frameMaxBytes: 2048 },
+    store, metrics, log,
+  });
+  return { store, metrics, lines, source };
+}
+
+/** Connects like a pushing camera, sends data, closes; resolves when the relay closed its side. */
+function push(port: number, data: Buffer, end = true): Promise<void> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+    s.on('connect', () => (end ? s.end(data) : s.write(data)));
+    s.resume();
+  });
+}
+
+describe('PushSource', () => {
+  test('each connection delivers one whole JPEG; the camera is up while frames arrive', async () => {
+    const { store, metrics, source, lines } = make([], { upWindowMs: 300 });
+    await source.start();
+    expect(source.port).toBeGreaterThan(0);
+    await push(source.port, jpeg(1));
+    await until(() => store.latest !== undefined, 2000, 'frame 1');
+    expect(frameNo(store.latest!.data)).toBe(1);
+    await push(source.port, jpeg(2));
+    await until(() => store.latest?.seq === 2, 2000, 'frame 2');
+    expect(await metricValue(metrics.frames)).toBe(2);
+    expect(await metricValue(metrics.cameraUp)).toBe(1);
+    expect(source.status()).toMatchObject({ mode: 'push', cameraUp: true, frames: 2, fetches: 2 });
+    // no frame within the window -> down, logged once
+    await until(() => source.status().cameraUp === false, 2000, 'camera down');
+    expect(await metricValue(metrics.cameraUp)).toBe(0);
+    expect(lines.filter((l) => l.msg === 'camera down')).toHaveLength(1);
+  });
+
+  test('broken pushes are counted by reason and never published', async () => {
+    const { store, metrics, source } = make();
+    await source.start();
+    await push(source.port, jpeg(1).subarray(0, 10));
+    await push(source.port, Buffer.from('GET / HTTP/1.0\r\n\r\n'));
+    await push(source.port, Buffer.alloc(0));
+    await push(source.port, jpeg(4, 5000));
+    await push(source.port, jpeg(5).subarray(0, 6), false); // then silence -> idle timeout
+    await until(() => source.status().errors === 5, 3000, 'five errors');
+    for (const reason of ['truncated', 'not_jpeg', 'empty', 'too_large', 'idle_timeout']) {
+      expect(await metricValue(metrics.fetchErrors, { reason })).toBe(1);
+    }
+    expect(store.latest).toBeUndefined();
+  });
+
+  test('INGEST_ALLOW_CIDRS refuses other sources and counts them', async () => {
+    const { store, metrics, source } = make(['10.0.0.0/8']);
+    await source.start();
+    await push(source.port, jpeg(1));
+    await until(async () => (await metricValue(metrics.clientsRejected, { reason: 'push_not_allowed' })) === 1, 2000, 'rejection');
+    expect(store.latest).toBeUndefined();
+  });
+
+  test('stop() closes the listener and open pushes', async () => {
+    const { source } = make();
+    await source.start();
+    const port = source.port;
+    const hanging = push(port, jpeg(1).subarray(0, 4), false);
+    await new Promise((r) => setTimeout(r, 50));
+    await source.stop();
+    await hanging;
+    await source.stop();
+    const refused = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      s.on('connect', () => {
+        s.destroy();
+        resolve('connected');
+      });
+    });
+    expect(refused).toBe('ECONNREFUSED');
+  });
+});
