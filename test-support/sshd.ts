@@ -5,6 +5,8 @@
  * drop to the unprivileged tunnel user exactly as deployed. Only the paths, the port and the allowed
  * -R ports differ (all via the entrypoint's environment variables).
  *
+ * Keys come from the project's scripts/keys.sh (`make keys`) run into the fixture's directory.
+ *
  * Needs root (CI runs as root): the tunnel-only account `camrelay-tun` is created with useradd if
  * missing (no password, shell /usr/sbin/nologin), and the entrypoint copies the keys into place with
  * the ownership StrictModes requires. Gate tests with
@@ -16,11 +18,14 @@
  *                             sshd.permitListenPorts)
  *     opts.clientAliveIntervalS / opts.clientAliveCountMax   default 10 / 3 (as in production)
  *     opts.extraAuthorizedKeys  more public key lines for authorized_keys
+ *     opts.hostKey            'mounted' (default; the host key `make keys` made) or 'generated'
+ *                             (the entrypoint generates one into its state dir on first start)
  *     opts.logLevel           sshd LogLevel (default VERBOSE)
  *     opts.env                more entrypoint env (e.g. to test its validation)
  *   Sshd:
  *     host '127.0.0.1', port, user, permitListenPorts
- *     clientKeyFile / clientPublicKey     authorized ed25519 client key (private key file mode 600)
+ *     clientKeyFile / clientPublicKey     authorized ed25519 client key (private key file mode 600);
+ *                     authorized_keys holds it as `restrict,port-forwarding <key>` like `make keys` writes
  *     hostPublicKey   'ssh-ed25519 AAAA... comment' (one line)
  *     hostFingerprint 'SHA256:...' exactly as `ssh-keygen -lf` prints it
  *     knownHostsFile  file with the line '[127.0.0.1]:<port> ssh-ed25519 AAAA...'
@@ -54,6 +59,7 @@ export const SSHD_BIN = '/usr/sbin/sshd';
 export const SSH_BIN = '/usr/bin/ssh';
 export const SSH_KEYGEN_BIN = '/usr/bin/ssh-keygen';
 export const ENTRYPOINT = path.join(ROOT, 'tunnel-server', 'entrypoint.sh');
+export const KEYS_SCRIPT = path.join(ROOT, 'scripts', 'keys.sh');
 export const TUNNEL_TEST_USER = 'camrelay-tun';
 /** Component name for describeWith. */
 export const SSHD_COMPONENT = 'openssh-server + openssh-client (and root, to run sshd as the tunnel user)';
@@ -76,6 +82,9 @@ export interface SshdOptions {
   clientAliveIntervalS?: number;
   clientAliveCountMax?: number;
   extraAuthorizedKeys?: string[];
+  /** 'mounted' (default): the host key from `make keys`, as HOST_KEY_SOURCE; 'generated': none
+   * mounted, so the entrypoint generates one in the state dir on first start. */
+  hostKey?: 'mounted' | 'generated';
   logLevel?: string;
   env?: Record<string, string>;
 }
@@ -212,9 +221,17 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   fs.chmodSync(dir, 0o755);
   const port = await freePort();
   const permitListenPorts = opts.permitListenPorts ?? [await freePort()];
-  const client = makeKeyPair(dir, 'client_ed25519');
-  const authorizedSource = path.join(dir, 'authorized_keys.source');
-  fs.writeFileSync(authorizedSource, [client.publicKey, ...(opts.extraAuthorizedKeys ?? [])].join('\n') + '\n', { mode: 0o644 });
+  // The keys come from the project's own `make keys` script, as in production.
+  const secrets = path.join(dir, 'secrets');
+  execFileSync('bash', [KEYS_SCRIPT], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRETS_DIR: secrets, SSH_HOST: '127.0.0.1', SSH_PORT: String(port), AGENT_UID: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const clientKeyFile = path.join(secrets, 'tunnel_client_key');
+  const clientPublicKey = fs.readFileSync(`${clientKeyFile}.pub`, 'utf8').trim();
+  const authorizedSource = path.join(secrets, 'tunnel_authorized_keys');
+  if (opts.extraAuthorizedKeys?.length) fs.appendFileSync(authorizedSource, opts.extraAuthorizedKeys.join('\n') + '\n');
+  const mountedHostKey = path.join(secrets, 'tunnel_host_key');
   const stateDir = path.join(dir, 'state');
   const confDir = path.join(dir, 'conf');
   const runDir = path.join(dir, 'run');
@@ -228,7 +245,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     SSHD_CLIENT_ALIVE_COUNT_MAX: String(opts.clientAliveCountMax ?? 3),
     SSHD_LOG_LEVEL: opts.logLevel ?? 'VERBOSE',
     AUTHORIZED_KEYS_SOURCE: authorizedSource,
-    HOST_KEY_SOURCE: path.join(dir, 'no-mounted-host-key'),
+    HOST_KEY_SOURCE: opts.hostKey === 'generated' ? path.join(dir, 'no-mounted-host-key') : mountedHostKey,
     TUNNEL_SERVER_STATE_DIR: stateDir,
     TUNNEL_SERVER_CONF_DIR: confDir,
     TUNNEL_SERVER_RUN_DIR: runDir,
@@ -296,8 +313,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     throw e;
   }
 
-  const hostPublicKey = fs.readFileSync(path.join(stateDir, 'hostkeys', 'ssh_host_ed25519_key.pub'), 'utf8').trim();
-  const hostFingerprint = run(SSH_KEYGEN_BIN, ['-l', '-E', 'sha256', '-f', path.join(stateDir, 'hostkeys', 'ssh_host_ed25519_key.pub')]).split(' ')[1];
+  const hostPubFile = opts.hostKey === 'generated' ? path.join(stateDir, 'hostkeys', 'ssh_host_ed25519_key.pub') : `${mountedHostKey}.pub`;
+  const hostPublicKey = fs.readFileSync(hostPubFile, 'utf8').trim();
+  const hostFingerprint = run(SSH_KEYGEN_BIN, ['-l', '-E', 'sha256', '-f', hostPubFile]).split(' ')[1];
   const knownHostsFile = path.join(dir, 'known_hosts');
   const [ktype, kdata] = hostPublicKey.split(/\s+/);
   fs.writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${ktype} ${kdata}\n`);
@@ -307,8 +325,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     port,
     user: TUNNEL_TEST_USER,
     permitListenPorts,
-    clientKeyFile: client.privateKeyFile,
-    clientPublicKey: client.publicKey,
+    clientKeyFile,
+    clientPublicKey,
     hostPublicKey,
     hostFingerprint,
     knownHostsFile,

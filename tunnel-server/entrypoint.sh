@@ -161,8 +161,8 @@ start() {
     config_error TUNNEL_USER "$TUNNEL_USER" 'an existing account (the image creates "tunnel")'
   install -d -m 755 -o root -g root "$TUNNEL_SERVER_CONF_DIR"
   install -d -m 755 -o "$TUNNEL_USER" -g "$TUNNEL_USER" "$TUNNEL_SERVER_RUN_DIR"
-  prepare_host_key
   prepare_authorized_keys
+  prepare_host_key
   SSHD_PID_FILE="$TUNNEL_SERVER_RUN_DIR/sshd.pid"
   local conf="$TUNNEL_SERVER_CONF_DIR/sshd_config"
   render >"$conf.tmp"
