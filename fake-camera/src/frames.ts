@@ -3,7 +3,8 @@
  *
  * Encoding a JPEG in pure JS takes tens of milliseconds, far too slow to do per frame in a benchmark.
  * So a ring of distinct images is encoded once at start-up, and per frame only a JPEG COM segment
- * carrying the sequence number (`camrelay-fake-camera seq=123`) is spliced in after the header:
+ * carrying the sequence number and the wall-clock time the frame was made in microseconds
+ * (`camrelay-fake-camera seq=123 t=1764000000000000`) is spliced in after the header:
  * a couple of Buffer copies. Every frame is a real, decodable JPEG that differs visibly (a big
  * counter and a moving bar) and machine-readably (the COM sequence number) from the previous one.
  */
@@ -11,6 +12,13 @@ import jpeg from 'jpeg-js';
 
 /** Text that precedes the sequence number in the COM segment. */
 export const SEQ_TAG = 'camrelay-fake-camera seq=';
+/** Text that precedes the frame's creation time (Unix epoch, microseconds) in the same segment. */
+export const TIME_TAG = ' t=';
+
+/** Wall-clock time in microseconds since the Unix epoch (comparable across processes on one host). */
+export function nowMicros(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
 
 const MARKER_SOI = 0xd8;
 const MARKER_SOS = 0xda;
@@ -159,11 +167,8 @@ interface SplitJpeg {
   tail: Buffer;
 }
 
-/**
- * Reads the sequence number from a fake-camera frame's COM segment, walking the header segments up
- * to Start Of Scan. Returns undefined for anything else (not a JPEG, no tag, truncated header).
- */
-export function frameSeqOf(buf: Buffer): number | undefined {
+/** The text of the fake camera's COM segment, or undefined (walks the header segments up to SOS). */
+function tagText(buf: Buffer): string | undefined {
   if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== MARKER_SOI) return undefined;
   let off = 2;
   while (off + 4 <= buf.length) {
@@ -178,14 +183,28 @@ export function frameSeqOf(buf: Buffer): number | undefined {
     if (len < 2 || off + 2 + len > buf.length) return undefined;
     if (marker === MARKER_COM) {
       const text = buf.toString('latin1', off + 4, off + 2 + len);
-      if (text.startsWith(SEQ_TAG)) {
-        const m = /^\d+/.exec(text.slice(SEQ_TAG.length));
-        if (m) return Number(m[0]);
-      }
+      if (text.startsWith(SEQ_TAG)) return text;
     }
     off += 2 + len;
   }
   return undefined;
+}
+
+/**
+ * Reads the sequence number from a fake-camera frame's COM segment. Returns undefined for anything
+ * else (not a JPEG, no tag, truncated header).
+ */
+export function frameSeqOf(buf: Buffer): number | undefined {
+  const text = tagText(buf);
+  const m = text === undefined ? null : /^\d+/.exec(text.slice(SEQ_TAG.length));
+  return m ? Number(m[0]) : undefined;
+}
+
+/** When the fake camera made this frame (Unix epoch, microseconds), or undefined. */
+export function frameTimeOf(buf: Buffer): number | undefined {
+  const text = tagText(buf);
+  const m = text === undefined ? null : / t=(\d+)/.exec(text);
+  return m ? Number(m[1]) : undefined;
 }
 
 /**
@@ -222,16 +241,16 @@ export class FrameRing {
     return this.seq;
   }
 
-  /** The next frame: image (seq-1) mod ringSize with COM `camrelay-fake-camera seq=<seq>`. */
+  /** The next frame: image (seq-1) mod ringSize with COM `camrelay-fake-camera seq=<seq> t=<now µs>`. */
   next(): { seq: number; data: Buffer } {
     const seq = ++this.seq;
     return { seq, data: this.frame(seq) };
   }
 
-  /** Frame for a given sequence number (does not advance the counter). */
+  /** Frame for a given sequence number, stamped now (does not advance the counter). */
   frame(seq: number, extra?: Buffer): Buffer {
     const img = this.images[(seq - 1 + this.size) % this.size];
-    const parts = [img.head, comSegment(`${SEQ_TAG}${seq}`)];
+    const parts = [img.head, comSegment(`${SEQ_TAG}${seq}${TIME_TAG}${nowMicros()}`)];
     if (extra) parts.push(extra);
     parts.push(img.tail);
     return Buffer.concat(parts);

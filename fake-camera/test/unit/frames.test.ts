@@ -1,6 +1,6 @@
 import jpeg from 'jpeg-js';
 import { checkJpeg } from '@camrelay/common';
-import { comSegment, FrameRing, frameSeqOf, paddingSegments, SEQ_TAG } from '../../src/frames';
+import { comSegment, FrameRing, frameSeqOf, frameTimeOf, paddingSegments, SEQ_TAG } from '../../src/frames';
 
 describe('FrameRing', () => {
   const ring = new FrameRing({ width: 160, height: 120, ringSize: 4 });
@@ -12,8 +12,9 @@ describe('FrameRing', () => {
       expect(checkJpeg(data).ok).toBe(true);
       const img = jpeg.decode(data);
       expect([img.width, img.height]).toEqual([160, 120]);
-      expect(img.comments).toContain(`${SEQ_TAG}${i}`);
+      expect(img.comments?.[0]).toMatch(new RegExp(`^${SEQ_TAG}${i} t=\\d{16}$`));
       expect(frameSeqOf(data)).toBe(i);
+      expect(Math.abs(frameTimeOf(data)! - Date.now() * 1000)).toBeLessThan(5_000_000);
     }
     expect(ring.lastSeq).toBe(6);
   });
@@ -52,6 +53,7 @@ describe('frameSeqOf', () => {
     const f = new FrameRing({ width: 16, height: 16, ringSize: 1 }).frame(42);
     expect(frameSeqOf(f)).toBe(42);
     expect(frameSeqOf(f.subarray(0, 30))).toBeUndefined();
+    expect(frameTimeOf(untagged)).toBeUndefined();
   });
 
   test('paddingSegments and comSegment produce well-formed segments', () => {
