@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import { Client } from 'ssh2';
 import { describeWith, killAllChildren, rawFetch, waitFor, waitForPort } from '../../../test-support';
 import { SSHD_COMPONENT, Sshd, freePort, killAll, openssh, spawnOpenssh, sshdAvailable, startSshd } from '../../../test-support/sshd';
 
@@ -107,6 +108,75 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-server life cycle (real ss
     expect(r.code).toBe(255);
     expect(r.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
     expect(await listening(b.permitListenPorts[0])).toBe(false);
+  });
+
+  test('ClientAlive reaps a session whose client went silent, freeing its port for the next one', async () => {
+    // 1 s x 2: a client that stops answering is dropped within ~3 s (production: 10 s x 3)
+    const sshd = await startSshd({ clientAliveIntervalS: 1, clientAliveCountMax: 2 });
+    const port = sshd.permitListenPorts[0];
+    const spec = `127.0.0.1:${port}:127.0.0.1:${targetPort}`;
+    const first = spawnOpenssh(sshd, ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', spec]);
+    await waitForPort(port, '127.0.0.1', 15_000);
+    // A frozen client: its kernel still ACKs TCP, but nothing answers at the SSH level — the shape
+    // of a home router that lost its state. The port stays held until sshd gives up on it.
+    process.kill(first.proc.pid as number, 'SIGSTOP');
+    try {
+      const second = await openssh(sshd, ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', spec]);
+      expect(second.stderr).toContain(`remote port forwarding failed for listen port ${port}`);
+      const t0 = Date.now();
+      await sshd.waitForLog(/Timeout, client not responding/, 15_000);
+      await waitFor(async () => !(await listening(port)), 5_000, 'port freed');
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      spawnOpenssh(sshd, ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', spec]);
+      await waitForPort(port, '127.0.0.1', 15_000);
+      expect((await rawFetch(port)).data.toString()).toBe('frame');
+    } finally {
+      process.kill(first.proc.pid as number, 'SIGCONT');
+    }
+  });
+
+  test("ssh2 (the tunnel-agent's library) negotiates with this config and gets -R on allowed ports only", async () => {
+    const sshd = await startSshd();
+    const allowed = sshd.permitListenPorts[0];
+    const other = await freePort();
+    const client = new Client();
+    const negotiated: string[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.on('ready', () => resolve());
+        client.on('error', reject);
+        client.on('handshake', (n) => negotiated.push(n.kex, n.serverHostKey, n.cs.cipher));
+        client.connect({
+          host: '127.0.0.1',
+          port: sshd.port,
+          username: sshd.user,
+          privateKey: fs.readFileSync(sshd.clientKeyFile),
+          hostVerifier: (key: Buffer) => key.equals(Buffer.from(sshd.hostPublicKey.split(' ')[1], 'base64')),
+          readyTimeout: 15_000,
+        });
+      });
+      expect(negotiated[0]).toMatch(/^curve25519-sha256/);
+      expect(negotiated[1]).toBe('ssh-ed25519');
+      const forwardIn = (port: number) =>
+        new Promise<Error | undefined>((resolve) => client.forwardIn('127.0.0.1', port, (err) => resolve(err ?? undefined)));
+      expect(await forwardIn(allowed)).toBeUndefined();
+      expect(await forwardIn(other)).toBeInstanceOf(Error);
+      expect(await listening(other)).toBe(false);
+      // a session channel (exec) is refused outright
+      const execErr = await new Promise<Error | undefined>((resolve) => client.exec('id', (err) => resolve(err ?? undefined)));
+      expect(execErr).toBeInstanceOf(Error);
+      // and the allowed forward carries traffic
+      client.on('tcp connection', (_info, accept) => {
+        const ch = accept();
+        const up = net.connect(targetPort, '127.0.0.1');
+        up.on('error', () => ch.close());
+        ch.on('error', () => up.destroy());
+        up.pipe(ch).pipe(up);
+      });
+      expect((await rawFetch(allowed)).data.toString()).toBe('frame');
+    } finally {
+      client.end();
+    }
   });
 
   test('several -R ports in one session, each limited to the list', async () => {
