@@ -1,0 +1,188 @@
+/**
+ * Raw TCP outlet (CLIENT_PORT): the camera's own protocol. Each connection gets ONE whole JPEG and
+ * is closed, so `nc relay 8080 > frame.jpg` works like talking to the camera itself.
+ *
+ * On connect: the latest frame when it is at most MAX_FRAME_AGE_MS old, else the next published
+ * frame (waiting at most CLIENT_WAIT_TIMEOUT_MS; on timeout the connection closes with nothing).
+ * Clients that wait together get the very same Buffer. Whatever a client sends is read and thrown
+ * away (a client that sends more than MAX_INPUT_BYTES is cut). A client that stops reading is
+ * destroyed after CLIENT_WRITE_TIMEOUT_MS.
+ */
+import { setMaxListeners } from 'node:events';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { Logger, Service } from '@camrelay/common';
+import type { Frame, FrameStore } from '../frame-store';
+import type { RelayMetrics } from '../metrics';
+import type { ClientLimiter } from './limits';
+
+export interface RawOutletOptions {
+  /** BIND_HOST */
+  bindHost: string;
+  /** CLIENT_PORT (0 = pick a free port; see .port after start) */
+  rawPort: number;
+  /** MAX_FRAME_AGE_MS */
+  maxFrameAgeMs: number;
+  /** CLIENT_WAIT_TIMEOUT_MS */
+  waitTimeoutMs: number;
+  /** CLIENT_WRITE_TIMEOUT_MS */
+  writeTimeoutMs: number;
+  /** SHUTDOWN_GRACE_MS: on stop(), in-flight sends get this long before they are cut (default 2000) */
+  shutdownGraceMs?: number;
+}
+
+export interface OutletDeps {
+  store: FrameStore;
+  metrics: RelayMetrics;
+  limiter: ClientLimiter;
+  log: Logger;
+}
+
+/** Bytes a raw client may send before it is disconnected (the protocol has no request). */
+export const MAX_INPUT_BYTES = 4096;
+
+export class RawOutlet implements Service {
+  readonly name = 'raw-outlet';
+  private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private abort = RawOutlet.newAbort();
+  private stopping: Promise<void> | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly opts: RawOutletOptions,
+    private readonly deps: OutletDeps,
+  ) {
+    this.log = deps.log;
+  }
+
+  /** One listener per waiting client is added to the stop signal: lift the leak warning. */
+  private static newAbort(): AbortController {
+    const a = new AbortController();
+    setMaxListeners(0, a.signal);
+    return a;
+  }
+
+  /** The real listening port after start() (useful with port 0), or -1. */
+  get port(): number {
+    const a = this.server?.address() as AddressInfo | null | undefined;
+    return a ? a.port : -1;
+  }
+
+  /** Open client connections (tests, shutdown). */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    this.abort = RawOutlet.newAbort();
+    this.stopping = undefined;
+    const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onConnection(s));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.rawPort, this.opts.bindHost, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, 'raw outlet server error'));
+  }
+
+  private onConnection(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy());
+    const { limiter, metrics } = this.deps;
+    const admission = limiter.admit(socket.remoteAddress);
+    if (!admission.ok) {
+      limiter.reject(admission.reason, socket.remoteAddress, 'raw');
+      socket.destroy();
+      return;
+    }
+    const untrack = limiter.track('raw');
+    this.sockets.add(socket);
+    metrics.clientConnections.inc({ protocol: 'raw' });
+    socket.setNoDelay(true);
+
+    const waitAbort = new AbortController();
+    const onStop = () => waitAbort.abort();
+    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    socket.once('close', () => {
+      clearTimeout(timer);
+      waitAbort.abort();
+      this.abort.signal.removeEventListener('abort', onStop);
+      this.sockets.delete(socket);
+      untrack();
+      admission.lease.release();
+    });
+
+    // The protocol has no request: read and discard whatever arrives (so closing never resets the
+    // connection because of unread input), but cut clients that flood.
+    let input = 0;
+    socket.on('data', (chunk: Buffer) => {
+      input += chunk.length;
+      if (input > MAX_INPUT_BYTES) socket.destroy();
+    });
+    // The client half-closing (nc with stdin at EOF) is normal: keep our side open until we sent.
+    socket.on('end', () => undefined);
+
+    void this.frameFor(waitAbort.signal).then((frame) => {
+      if (socket.destroyed) return;
+      if (!frame) {
+        socket.end();
+        timer = setTimeout(() => socket.destroy(), this.opts.writeTimeoutMs);
+        return;
+      }
+      timer = setTimeout(() => socket.destroy(), this.opts.writeTimeoutMs);
+      socket.write(frame.data, (err) => {
+        // Node also calls back (without an error) when the socket was destroyed mid-write.
+        if (err || socket.destroyed) return;
+        metrics.framesServed.inc({ protocol: 'raw' });
+        metrics.bytesSent.inc({ protocol: 'raw' }, frame.data.length);
+        metrics.deliveryLatency.observe({ protocol: 'raw' }, (performance.now() - frame.publishedMono) / 1000);
+      });
+      // end() after the frame: FIN follows the data; the client closing its side closes the socket.
+      // A client that never closes is destroyed by the timer once the write timeout passes.
+      socket.end();
+    });
+  }
+
+  private frameFor(signal: AbortSignal): Promise<Frame | undefined> {
+    const { store } = this.deps;
+    const fresh = store.fresh(this.opts.maxFrameAgeMs);
+    if (fresh) return Promise.resolve(fresh);
+    return store.next(store.latest?.seq ?? 0, this.opts.waitTimeoutMs, signal);
+  }
+
+  /** Stops accepting, lets sends in flight finish within shutdownGraceMs, then cuts the rest. */
+  stop(): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    this.abort.abort();
+    const grace = this.opts.shutdownGraceMs ?? 2000;
+    if (this.sockets.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          const check = () => (this.sockets.size === 0 ? resolve() : undefined);
+          for (const s of this.sockets) s.once('close', check);
+          check();
+        }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, grace);
+        }),
+      ]);
+      clearTimeout(timer);
+      for (const s of this.sockets) s.destroy();
+    }
+    await closed;
+    this.server = undefined;
+  }
+}

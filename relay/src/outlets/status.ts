@@ -1,0 +1,102 @@
+/**
+ * What /status.json and /readyz report. Nothing secret and no client addresses: camera state,
+ * measured frame rate, the latest frame's seq/age/size, live clients by protocol, uptime.
+ */
+import type { FrameStore } from '../frame-store';
+
+/** What main provides from the source (extra fields are passed through to /status.json). */
+export interface SourceStatus {
+  cameraUp: boolean;
+  mode: string;
+  lastError?: string;
+  /** the source's own idea of the rate; /status.json reports the rate measured at the store */
+  fps?: number;
+  [extra: string]: unknown;
+}
+
+/**
+ * Frames per second published to the store over the last `windowMs`, from a fixed ring of publish
+ * times (no allocation per frame).
+ */
+export class FpsMeter {
+  private readonly times: Float64Array;
+  private next = 0;
+  private count = 0;
+  private readonly startedAt: number;
+
+  constructor(
+    private readonly windowMs = 5000,
+    capacity = 512,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.times = new Float64Array(capacity);
+    this.startedAt = now();
+  }
+
+  mark(): void {
+    this.times[this.next] = this.now();
+    this.next = (this.next + 1) % this.times.length;
+    if (this.count < this.times.length) this.count++;
+  }
+
+  fps(): number {
+    const t = this.now();
+    const from = t - this.windowMs;
+    let n = 0;
+    let oldest = t;
+    for (let i = 0; i < this.count; i++) {
+      const v = this.times[i];
+      if (v >= from) {
+        n++;
+        if (v < oldest) oldest = v;
+      }
+    }
+    if (n === 0) return 0;
+    // A full ring inside the window: the rate is n over the span it covers.
+    const span = n === this.times.length ? t - oldest : Math.min(this.windowMs, t - this.startedAt);
+    return span > 0 ? Math.round((n / (span / 1000)) * 10) / 10 : 0;
+  }
+}
+
+export interface StatusDeps {
+  store: FrameStore;
+  status: () => SourceStatus;
+  clients: () => Record<string, number>;
+  connections: () => number;
+  fps: () => number;
+  startedAt: number;
+  maxFrameAgeMs: number;
+}
+
+export function buildStatus(d: StatusDeps): Record<string, unknown> {
+  const src = d.status();
+  const f = d.store.latest;
+  return {
+    ...src,
+    cameraUp: src.cameraUp,
+    mode: src.mode,
+    lastError: src.lastError ?? null,
+    fps: d.fps(),
+    frame: f ? { seq: f.seq, ageMs: Math.max(0, Math.round(d.store.ageMs())), bytes: f.data.length, capturedAt: new Date(f.capturedAt).toISOString() } : null,
+    maxFrameAgeMs: d.maxFrameAgeMs,
+    clients: d.clients(),
+    connections: d.connections(),
+    uptimeSeconds: Math.round((Date.now() - d.startedAt) / 100) / 10,
+  };
+}
+
+export interface ReadyState {
+  ready: boolean;
+  reason?: string;
+  ageMs?: number;
+  seq?: number;
+}
+
+/** Ready when a frame at most maxFrameAgeMs old exists. */
+export function readiness(store: FrameStore, maxFrameAgeMs: number): ReadyState {
+  const f = store.latest;
+  if (!f) return { ready: false, reason: 'no frame from the camera yet' };
+  const age = Math.round(store.ageMs());
+  if (age > maxFrameAgeMs) return { ready: false, reason: `latest frame is ${age} ms old (MAX_FRAME_AGE_MS=${maxFrameAgeMs})`, ageMs: age, seq: f.seq };
+  return { ready: true, ageMs: Math.max(0, age), seq: f.seq };
+}
