@@ -14,6 +14,9 @@ import { RateLimitedLog } from '@camrelay/common';
 import type { ForwardSpec } from './config';
 import type { AgentMetrics, ForwardResult } from './metrics';
 
+/** How long a channel may stay open after the target closed and we sent EOF. */
+const LINGER_MS = 10_000;
+
 export type TargetConnector = (opts: { host: string; port: number }) => net.Socket;
 
 export interface ForwardHandlerOptions {
@@ -87,10 +90,12 @@ export class ForwardHandler {
         done();
       },
     };
+    let lingerTimer: NodeJS.Timeout | undefined;
     const done = () => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
+      clearTimeout(lingerTimer);
       target.destroy();
       this.active.delete(conn);
       this.setActive();
@@ -136,8 +141,19 @@ export class ForwardHandler {
       // The channel closes once both sides are done (or the session died): then the target goes too.
       channel.on('close', done);
       // The target closing ends our side of the channel after its queued data is sent (EOF, not abort).
+      // A remote peer that never closes its side after our EOF would hold a slot: cut it after a grace.
       target.on('close', () => {
         if (channel.writable) channel.end();
+        // pipe() unpiped the channel when the target closed; keep draining it so its 'end' (and
+        // so its 'close') can happen.
+        channel.resume();
+        if (!finished) {
+          lingerTimer = setTimeout(() => {
+            channel.destroy();
+            done();
+          }, LINGER_MS);
+          lingerTimer.unref();
+        }
       });
       channel.pipe(target);
       target.pipe(channel);

@@ -302,6 +302,8 @@ export class Supervisor extends EventEmitter {
           username: c.sshUser,
           privateKey: c.privateKey,
           passphrase: c.passphrase,
+          // Only the key: no "none"/password round trips that count as failures on the server.
+          authHandler: ['publickey'],
           hostVerifier: verify,
           keepaliveInterval: c.keepaliveIntervalMs,
           keepaliveCountMax: c.keepaliveCountMax,

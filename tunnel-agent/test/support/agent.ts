@@ -1,0 +1,94 @@
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '@camrelay/common';
+import { parseForwards } from '../../src/config';
+import { parseHostKeyPins } from '../../src/host-key';
+import { AgentMetrics } from '../../src/metrics';
+import { AgentState, StateInfo, Supervisor, SupervisorConfig, SupervisorOptions } from '../../src/supervisor';
+
+export function captureLog(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: createLogger({ name: 'test-agent', level: 'debug', destination }), lines };
+}
+
+export interface TestAgentOptions {
+  sshPort: number;
+  privateKey: string;
+  hostKey: string;
+  forwards?: string;
+  config?: Partial<SupervisorConfig>;
+  supervisor?: Partial<SupervisorOptions>;
+}
+
+export interface TestAgent {
+  sup: Supervisor;
+  metrics: AgentMetrics;
+  lines: Record<string, unknown>[];
+  states: StateInfo[];
+  /** Resolves with the first state event (from now on, or already seen after `from`) matching. */
+  waitState(pred: (s: StateInfo) => boolean, timeoutMs?: number, from?: number): Promise<StateInfo>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+export function makeAgent(o: TestAgentOptions): TestAgent {
+  const { log, lines } = captureLog();
+  const config: SupervisorConfig = {
+    sshHost: '127.0.0.1',
+    sshPort: o.sshPort,
+    sshUser: 'tunnel',
+    privateKey: Buffer.from(o.privateKey),
+    passphrase: undefined,
+    hostKey: parseHostKeyPins(o.hostKey),
+    forwards: parseForwards(o.forwards ?? '127.0.0.1:4000:127.0.0.1:1'),
+    keepaliveIntervalMs: 1000,
+    keepaliveCountMax: 3,
+    connectTimeoutMs: 3000,
+    reconnectMinMs: 1000,
+    reconnectMaxMs: 60_000,
+    stableAfterMs: 30_000,
+    forwardConnectTimeoutMs: 2000,
+    forwardMaxConnections: 8,
+    forwardBindRetryMs: 50,
+    unreachableProbeMs: 500,
+    ...o.config,
+  };
+  let sup: Supervisor | undefined;
+  const metrics = new AgentMetrics({
+    forwards: config.forwards.map((f) => f.spec), version: 'test', withDefaults: false,
+    sessionUptime: () => sup?.sessionUptimeSeconds() ?? 0,
+  });
+  sup = new Supervisor({ config, metrics, log, ...o.supervisor });
+  const states: StateInfo[] = [];
+  sup.on('state', (s: StateInfo) => states.push(s));
+  const s = sup;
+  return {
+    sup: s,
+    metrics,
+    lines,
+    states,
+    waitState: (pred, timeoutMs = 10_000, from = states.length) =>
+      new Promise((resolve, reject) => {
+        const seen = states.slice(from).find(pred);
+        if (seen) return resolve(seen);
+        const timer = setTimeout(() => {
+          s.off('state', on);
+          reject(new Error(`timed out waiting for state; states so far: ${states.map((x) => x.state + (x.delayMs !== undefined ? `(${x.delayMs})` : '')).join(' ')}`));
+        }, timeoutMs);
+        const on = (st: StateInfo) => {
+          if (!pred(st)) return;
+          clearTimeout(timer);
+          s.off('state', on);
+          resolve(st);
+        };
+        s.on('state', on);
+      }),
+    metric: (name, labels) => metrics.value(name, labels),
+  };
+}
+
+export const is = (state: AgentState) => (s: StateInfo) => s.state === state;

@@ -1,0 +1,299 @@
+/**
+ * Supervisor against ssh2's in-process Server: the state machine, backoff decisions (with an
+ * injected clock), bind retries and timeouts, host-key refusal, keepalive detection, forwarding.
+ */
+import net from 'node:net';
+import { waitFor } from '../../../test-support';
+import { makeAgent, is, TestAgent } from '../support/agent';
+import { ManualClock } from '../support/clock';
+import { BlackholeProxy } from '../support/proxy';
+import { readAll, TestSshServer } from '../support/ssh-server';
+import { connectTcp, SocketFactory } from '../../src/supervisor';
+
+jest.setTimeout(30_000);
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function server(opts: ConstructorParameters<typeof TestSshServer>[0] = {}, port = 0): Promise<TestSshServer> {
+  const s = await new TestSshServer(opts).start(port);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+function agent(a: TestAgent): TestAgent {
+  cleanups.push(() => a.sup.stop());
+  return a;
+}
+
+async function listen(handler: (s: net.Socket) => void): Promise<{ port: number; server: net.Server }> {
+  const srv = net.createServer(handler);
+  srv.on('error', () => {});
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
+  return { port: (srv.address() as net.AddressInfo).port, server: srv };
+}
+
+async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+describe('forwarding through an in-process ssh2 server', () => {
+  test('channel piped both ways to the target, bytes and results counted', async () => {
+    const target = await listen((s) => {
+      s.on('error', () => {});
+      s.once('data', (d) => s.end(Buffer.concat([Buffer.from('echo:'), d])));
+    });
+    const srv = await server();
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint, forwards: `127.0.0.1:4000:127.0.0.1:${target.port}` }));
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    expect(a.sup.ready).toBe(true);
+    expect(await a.metric('tunnel_agent_up')).toBe(1);
+    expect(srv.forwards.map((f) => [f.bindAddr, f.bindPort])).toEqual([['127.0.0.1', 4000]]);
+
+    const ch = await srv.openForwarded(4000);
+    const got = readAll(ch);
+    ch.end('ping');
+    expect((await got).toString()).toBe('echo:ping');
+    const spec = `127.0.0.1:4000:127.0.0.1:${target.port}`;
+    expect(await a.metric('tunnel_agent_forwarded_connections_total', { forward: spec, result: 'accepted' })).toBe(1);
+    expect(await a.metric('tunnel_agent_bytes_total', { forward: spec, direction: 'to_target' })).toBe(4);
+    expect(await a.metric('tunnel_agent_bytes_total', { forward: spec, direction: 'from_target' })).toBe(9);
+    await waitFor(() => a.sup.activeConnections === 0, 5000, 'connection to close');
+    expect(await a.metric('tunnel_agent_active_connections', { forward: spec })).toBe(0);
+  });
+
+  test('target refused: the channel is rejected and counted, the session stays up', async () => {
+    const dead = await closedPort();
+    const srv = await server();
+    const spec = `127.0.0.1:4000:127.0.0.1:${dead}`;
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint, forwards: spec }));
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    await expect(srv.openForwarded(4000)).rejects.toThrow();
+    await expect(srv.openForwarded(4000)).rejects.toThrow();
+    expect(await a.metric('tunnel_agent_forwarded_connections_total', { forward: spec, result: 'target_refused' })).toBe(2);
+    expect(await a.metric('tunnel_agent_forwarded_connections_total', { forward: spec, result: 'accepted' })).toBe(0);
+    expect(a.sup.state).toBe('forwarding');
+    expect(srv.conns).toHaveLength(1);
+  });
+
+  test('per-forward concurrency cap rejects the excess, frees slots as connections end', async () => {
+    const held: net.Socket[] = [];
+    const target = await listen((s) => {
+      s.on('error', () => {});
+      held.push(s);
+    });
+    const srv = await server();
+    const spec = `127.0.0.1:4000:127.0.0.1:${target.port}`;
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint, forwards: spec, config: { forwardMaxConnections: 2 } }));
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    const c1 = await srv.openForwarded(4000);
+    await srv.openForwarded(4000);
+    await expect(srv.openForwarded(4000)).rejects.toThrow();
+    expect(await a.metric('tunnel_agent_forwarded_connections_total', { forward: spec, result: 'rejected_limit' })).toBe(1);
+    expect(await a.metric('tunnel_agent_active_connections', { forward: spec })).toBe(2);
+    // Like a relay client: read to EOF, then close our side.
+    c1.on('end', () => c1.end());
+    c1.resume();
+    const closed = new Promise((r) => c1.on('close', r));
+    held[0].destroy();
+    await closed;
+    await waitFor(() => a.sup.activeConnections === 1, 5000, 'one slot free');
+    await srv.openForwarded(4000);
+    expect(await a.metric('tunnel_agent_forwarded_connections_total', { forward: spec, result: 'accepted' })).toBe(3);
+  });
+
+  test('a refused forward is retried on the same session until it binds; not ready meanwhile', async () => {
+    const srv = await server({ forwardReply: (n) => (n < 3 ? 'reject' : 'accept') });
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint }));
+    await a.sup.start();
+    await a.waitState(is('binding'));
+    expect(a.sup.ready).toBe(false);
+    await a.waitState(is('forwarding'));
+    expect(srv.conns).toHaveLength(1);
+    expect(srv.forwardRequests).toBe(4);
+    expect(await a.metric('tunnel_agent_forward_bind_failures_total', { forward: '127.0.0.1:4000:127.0.0.1:1' })).toBe(3);
+    expect(await a.metric('tunnel_agent_forward_bound', { forward: '127.0.0.1:4000:127.0.0.1:1' })).toBe(1);
+    // the first refusal is logged, the repeats within a minute are not
+    expect(a.lines.filter((l) => /forward bind refused/.test(String(l.msg)))).toHaveLength(1);
+  });
+
+  test('a forward request that is never answered times out, drops the session and reconnects', async () => {
+    const srv = await server({ forwardReply: (n) => (n === 0 ? 'ignore' : 'accept') });
+    const a = agent(
+      makeAgent({
+        sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint,
+        config: { connectTimeoutMs: 300, reconnectMinMs: 50, reconnectMaxMs: 100 },
+      }),
+    );
+    await a.sup.start();
+    const t0 = Date.now();
+    await a.waitState((s) => s.state === 'backoff' && s.reason === 'bind_timeout');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    await a.waitState(is('forwarding'));
+    expect(srv.conns).toHaveLength(2);
+    expect(await a.metric('tunnel_agent_disconnects_total', { reason: 'bind_timeout' })).toBe(1);
+    expect(await a.metric('tunnel_agent_reconnects_total')).toBe(1);
+  });
+
+  test('wrong host key: refused before authentication, counted, logged with both fingerprints, long backoff', async () => {
+    const srv = await server();
+    const wrong = new TestSshServer().hostFingerprint;
+    const a = agent(
+      makeAgent({
+        sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: wrong,
+        config: { reconnectMinMs: 100, reconnectMaxMs: 5000 }, supervisor: { random: () => 0 },
+      }),
+    );
+    await a.sup.start();
+    const st = await a.waitState(is('backoff'));
+    expect(st).toMatchObject({ result: 'host_key_mismatch', delayMs: 5000 });
+    expect(srv.authAttempts).toBe(0);
+    expect(srv.forwards).toHaveLength(0);
+    expect(await a.metric('tunnel_agent_host_key_mismatches_total')).toBe(1);
+    expect(await a.metric('tunnel_agent_connect_attempts_total', { result: 'host_key_mismatch' })).toBe(1);
+    const line = a.lines.find((l) => /HOST KEY MISMATCH/.test(String(l.msg)));
+    expect(line).toMatchObject({ got: srv.hostFingerprint, expected: [wrong] });
+  });
+
+  test('a dead link (blackholed) is detected by keepalive within interval x (count+1), then recovered', async () => {
+    const srv = await server();
+    const proxy = await new BlackholeProxy(srv.port).start();
+    cleanups.push(() => proxy.stop());
+    const a = agent(
+      makeAgent({
+        sshPort: proxy.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint,
+        config: { keepaliveIntervalMs: 200, keepaliveCountMax: 2, reconnectMinMs: 50 },
+      }),
+    );
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    const from = a.states.length;
+    expect(proxy.blackholeExisting()).toBe(1);
+    const t0 = Date.now();
+    await a.waitState((s) => s.state === 'backoff', 5000, from);
+    const detectedMs = Date.now() - t0;
+    expect(a.states[a.states.length - 1].reason).toBe('keepalive_timeout');
+    expect(detectedMs).toBeLessThanOrEqual(200 * 3 + 400);
+    expect(await a.metric('tunnel_agent_keepalive_timeouts_total')).toBe(1);
+    await a.waitState(is('forwarding'), 5000, from);
+    expect(proxy.connections).toBe(2);
+    proxy.destroyDead();
+  });
+
+  test('stop() cancels the forwards on the server, closes the session and settles in the stopped state', async () => {
+    const srv = await server();
+    const a = makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint });
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    const t0 = Date.now();
+    await a.sup.stop();
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(srv.cancels).toEqual([{ bindAddr: '127.0.0.1', bindPort: 4000 }]);
+    expect(a.sup.state).toBe('stopped');
+    expect(await a.metric('tunnel_agent_up')).toBe(0);
+    await waitFor(() => srv.rawSockets.size === 0, 5000, 'server side closed');
+    await a.sup.stop(); // idempotent
+  });
+});
+
+describe('backoff decisions (injected clock)', () => {
+  test('auth failures back off exponentially; a stable session resets it; an unstable one does not', async () => {
+    let authOk = false;
+    const srv = await server({ authOk: () => authOk });
+    const clock = new ManualClock();
+    const a = agent(
+      makeAgent({
+        sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint,
+        config: { reconnectMinMs: 1000, reconnectMaxMs: 8000, stableAfterMs: 30_000 },
+        supervisor: { clock, random: () => 1 },
+      }),
+    );
+    await a.sup.start();
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const st = await a.waitState(is('backoff'));
+      expect(st.result).toBe('auth_failed');
+      delays.push(st.delayMs as number);
+      clock.advance(st.delayMs as number);
+    }
+    expect(delays).toEqual([1000, 2000, 4000, 8000, 8000]);
+    expect(await a.metric('tunnel_agent_connect_attempts_total', { result: 'auth_failed' })).toBe(5);
+    expect(a.lines.filter((l) => /authentication failed/.test(String(l.msg)))).toHaveLength(5);
+    await a.sup.stop();
+
+    // A fresh agent: two failures, then a session that dies before it is stable -> no reset.
+    authOk = false;
+    const b = agent(
+      makeAgent({
+        sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint,
+        config: { reconnectMinMs: 1000, reconnectMaxMs: 60_000, stableAfterMs: 30_000 },
+        supervisor: { clock, random: () => 1 },
+      }),
+    );
+    await b.sup.start();
+    for (const expected of [1000, 2000]) {
+      const st = await b.waitState(is('backoff'));
+      expect(st.delayMs).toBe(expected);
+      if (expected === 2000) authOk = true;
+      clock.advance(expected);
+    }
+    await b.waitState(is('forwarding'));
+    clock.advance(10_000);
+    srv.cutAll();
+    let st = await b.waitState(is('backoff'));
+    expect(st).toMatchObject({ reason: 'server_closed', delayMs: 4000 });
+    clock.advance(4000);
+    await b.waitState(is('forwarding'));
+    // stable for STABLE_AFTER_S: the backoff starts over at RECONNECT_MIN_S
+    clock.advance(30_000);
+    expect(b.sup.backoffFailures).toBe(0);
+    expect(b.sup.sessionUptimeSeconds()).toBe(30);
+    srv.cutAll();
+    st = await b.waitState(is('backoff'));
+    expect(st.delayMs).toBe(1000);
+  });
+
+  test('server unreachable: cheap probes at UNREACHABLE_PROBE_MS without growth, connects as soon as it answers', async () => {
+    const port = await closedPort();
+    const clock = new ManualClock();
+    let probes = 0;
+    const counting: SocketFactory = (req) => {
+      probes++;
+      return connectTcp(req);
+    };
+    // The key/host key come from the server started later on the same port.
+    const srvLater = new TestSshServer();
+    cleanups.push(() => srvLater.close());
+    const a = agent(
+      makeAgent({
+        sshPort: port, privateKey: srvLater.clientPrivateKey, hostKey: srvLater.hostFingerprint,
+        config: { unreachableProbeMs: 500, reconnectMinMs: 1000 },
+        supervisor: { clock, random: () => 1, connectSocket: counting },
+      }),
+    );
+    await a.sup.start();
+    for (let i = 0; i < 6; i++) {
+      const st = await a.waitState(is('unreachable'));
+      expect(st.delayMs).toBe(500);
+      clock.advance(500);
+    }
+    expect(a.sup.backoffFailures).toBe(0);
+    expect(await a.metric('tunnel_agent_connect_attempts_total', { result: 'unreachable' })).toBe(6);
+    expect(a.lines.filter((l) => /unreachable/.test(String(l.msg)))).toHaveLength(1);
+    await a.waitState(is('unreachable'));
+    await srvLater.start(port);
+    clock.advance(500);
+    await a.waitState(is('forwarding'));
+    expect(probes).toBe(8);
+  });
+});
