@@ -57,15 +57,15 @@ export function makeAgent(o: TestAgentOptions): TestAgent {
     unreachableProbeMs: 500,
     ...o.config,
   };
-  let sup: Supervisor | undefined;
+  const holder: { sup?: Supervisor } = {};
   const metrics = new AgentMetrics({
     forwards: config.forwards.map((f) => f.spec), version: 'test', withDefaults: false,
-    sessionUptime: () => sup?.sessionUptimeSeconds() ?? 0,
+    sessionUptime: () => holder.sup?.sessionUptimeSeconds() ?? 0,
   });
-  sup = new Supervisor({ config, metrics, log, ...o.supervisor });
+  const s = new Supervisor({ config, metrics, log, ...o.supervisor });
+  holder.sup = s;
   const states: StateInfo[] = [];
-  sup.on('state', (s: StateInfo) => states.push(s));
-  const s = sup;
+  s.on('state', (st: StateInfo) => states.push(st));
   return {
     sup: s,
     metrics,
