@@ -115,7 +115,11 @@ render() {
 # new one generated once into the volume. Prints the path sshd should use.
 prepare_host_key() {
   local keydir="$TUNNEL_SERVER_STATE_DIR/hostkeys" key
-  if [[ -e $HOST_KEY_SOURCE ]]; then
+  if [[ -e $HOST_KEY_SOURCE && ! -f $HOST_KEY_SOURCE ]]; then
+    # docker creates an empty directory when a bind-mounted source file is missing
+    log "HOST_KEY_SOURCE $HOST_KEY_SOURCE is not a file (a missing secrets/tunnel_host_key?); ignoring it"
+  fi
+  if [[ -f $HOST_KEY_SOURCE ]]; then
     [[ -r $HOST_KEY_SOURCE ]] || config_error HOST_KEY_SOURCE "$HOST_KEY_SOURCE" 'a readable private key file'
     key="$TUNNEL_SERVER_RUN_DIR/ssh_host_ed25519_key"
     install -m 600 -o "$TUNNEL_USER" -g "$TUNNEL_USER" "$HOST_KEY_SOURCE" "$key"
