@@ -20,6 +20,17 @@ async function main(): Promise<void> {
     exitOnConfigError(e, 'camrelay-relay');
   }
   const log = createLogger({ name: 'relay', level: config.logLevel });
+  // A bug must not leave a half-working daemon: log it, flush, exit non-zero (the supervisor restarts us).
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    log.flush?.();
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err }, 'unhandled promise rejection');
+    log.flush?.();
+    process.exit(1);
+  });
   const relay = new Relay({ config, log });
   relay.installSignalHandlers();
   let ports;

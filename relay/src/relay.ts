@@ -11,8 +11,8 @@ import { Archive } from './archive';
 import type { RelayConfig } from './config';
 import { FrameStore } from './frame-store';
 import { RelayMetrics } from './metrics';
-import { ClientLimiter } from './outlets/limits';
-import { RawOutlet } from './outlets/raw';
+import { ClientLimiter, HttpOutlet, RawOutlet } from './outlets';
+import type { SourceStatus as OutletSourceStatus } from './outlets';
 import { PullSource, PullSourceOptions } from './source/pull';
 import { PushSource } from './source/push';
 import type { Source, SourceStatus } from './source/source';
@@ -36,6 +36,7 @@ export interface RelayOptions {
 
 export interface RelayPorts {
   clientPort: number;
+  httpPort: number;
   metricsPort: number;
   ingestPort?: number;
 }
@@ -52,6 +53,7 @@ export class Relay {
   readonly limiter: ClientLimiter;
   readonly source: Source;
   readonly raw: RawOutlet;
+  readonly http: HttpOutlet;
   readonly archive: Archive;
   readonly metricsServer: MetricsServer;
   private readonly group: ServiceGroup;
@@ -77,8 +79,12 @@ export class Relay {
       c.source.mode === 'push'
         ? new PushSource({ ingest: c.ingest, limits: c.source, store, metrics, log: log.child({ module: 'push-source' }) })
         : new PullSource({ config: c.source, store, metrics, log: log.child({ module: 'pull-source' }), ...opts.pull });
-    const deps = { store, metrics, limiter: this.limiter, log: log.child({ module: 'raw-outlet' }) };
-    this.raw = new RawOutlet({ ...c.clients, shutdownGraceMs: c.shutdownGraceMs }, deps);
+    const deps = { store, metrics, limiter: this.limiter };
+    this.raw = new RawOutlet({ ...c.clients, shutdownGraceMs: c.shutdownGraceMs }, { ...deps, log: log.child({ module: 'raw-outlet' }) });
+    this.http = new HttpOutlet(
+      { ...c.clients, shutdownGraceMs: c.shutdownGraceMs },
+      { ...deps, log: log.child({ module: 'http-outlet' }), status: () => this.outletStatus() },
+    );
     this.archive = new Archive({ config: c.archive, store, metrics, log: log.child({ module: 'archive' }) });
     this.metricsServer = new MetricsServer({
       host: c.metrics.host,
@@ -100,6 +106,19 @@ export class Relay {
     };
   }
 
+  /** The source's status in the shape the HTTP outlet shows on /status.json and /readyz. */
+  private outletStatus(): OutletSourceStatus {
+    const s = this.source.status();
+    const { lastError, cameraUp, ...rest } = s;
+    return {
+      ...rest,
+      cameraUp: cameraUp ?? false,
+      lastError: lastError ? `${lastError.reason}: ${lastError.message}` : undefined,
+      lastErrorReason: lastError?.reason ?? null,
+      lastErrorAt: lastError?.at ?? null,
+    };
+  }
+
   /** Everything /status.json shows about the relay core. */
   status(): { source: SourceStatus; frame: { seq: number; ageMs: number | null; bytes: number } | null; uptimeS: number; version: string } {
     const f = this.store.latest;
@@ -115,7 +134,23 @@ export class Relay {
   private services(): Service[] {
     // ServiceGroup stops in reverse: outlets stop accepting first, the source and metrics last.
     const closeStore: Service = { name: 'frame-store', start: async () => undefined, stop: async () => this.store.close() };
-    return [this.metricsServer, closeStore, this.source, this.archive, this.raw];
+    // Both outlets stop together, so in-flight sends share one SHUTDOWN_GRACE_MS instead of one each.
+    const outlets: Service = {
+      name: 'outlets',
+      start: async () => {
+        await this.raw.start();
+        try {
+          await this.http.start();
+        } catch (e) {
+          await this.raw.stop();
+          throw e;
+        }
+      },
+      stop: async () => {
+        await Promise.all([this.raw.stop(), this.http.stop()]);
+      },
+    };
+    return [this.metricsServer, closeStore, this.source, this.archive, outlets];
   }
 
   async start(): Promise<RelayPorts> {
@@ -129,7 +164,7 @@ export class Relay {
   }
 
   ports(): RelayPorts {
-    const p: RelayPorts = { clientPort: this.raw.port, metricsPort: this.metricsServer.port };
+    const p: RelayPorts = { clientPort: this.raw.port, httpPort: this.http.port, metricsPort: this.metricsServer.port };
     if (this.source instanceof PushSource) p.ingestPort = this.source.port;
     return p;
   }
