@@ -32,6 +32,8 @@
  *     configFile      the rendered sshd_config
  *     dir             the fixture's private directory
  *     pid()           pid of the listening sshd (undefined while stopped)
+ *     sessionPids()   pids of the per-connection sshd processes (SIGSTOP one to make a session that
+ *                     holds its forwarded port but answers nothing; SIGKILL it to free the port)
  *     stop()          SIGTERM the listener and every session process; waits; idempotent
  *     kill()          SIGKILL the listener and every session process (a crash: clients see the TCP
  *                     connection closed by the kernel); idempotent
@@ -102,6 +104,7 @@ export interface Sshd {
   readonly configFile: string;
   readonly dir: string;
   pid(): number | undefined;
+  sessionPids(): number[];
   stop(): Promise<void>;
   kill(): Promise<void>;
   restart(): Promise<void>;
@@ -297,6 +300,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     proc = undefined;
     const pids = [p.pid, ...childrenOf(p.pid)];
     signalAll(pids, signal);
+    if (signal !== 'SIGKILL') signalAll(pids, 'SIGCONT'); // a test may have frozen a session
     const timer = setTimeout(() => signalAll([p.pid as number, ...childrenOf(p.pid as number), ...pids], 'SIGKILL'), 5_000);
     await exited;
     await waitFor(() => pids.every((q) => !alive(q)), 10_000, 'sshd session processes to exit').catch(() => signalAll(pids, 'SIGKILL'));
@@ -333,6 +337,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     configFile: path.join(confDir, 'sshd_config'),
     dir,
     pid: () => proc?.pid,
+    sessionPids: () => (proc?.pid === undefined ? [] : childrenOf(proc.pid).filter(alive)),
     stop: () => terminate('SIGTERM'),
     kill: () => terminate('SIGKILL'),
     restart: async () => {

@@ -76,8 +76,10 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-server life cycle (real ss
     const port = sshd.permitListenPorts[0];
     const client = spawnOpenssh(sshd, ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', `127.0.0.1:${port}:127.0.0.1:${targetPort}`]);
     await waitForPort(port, '127.0.0.1', 15_000);
+    expect(sshd.sessionPids().length).toBeGreaterThan(0);
     await sshd.kill();
     expect(sshd.pid()).toBeUndefined();
+    expect(sshd.sessionPids()).toEqual([]);
     const exit = await client.exited;
     expect(exit.code).toBe(255);
     expect(await listening(port)).toBe(false);
@@ -108,6 +110,25 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-server life cycle (real ss
     expect(r.code).toBe(255);
     expect(r.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
     expect(await listening(b.permitListenPorts[0])).toBe(false);
+  });
+
+  test('a frozen server-side session holds its port until it is killed (the fixture shape for "port still held")', async () => {
+    const sshd = await startSshd();
+    const port = sshd.permitListenPorts[0];
+    const spec = `127.0.0.1:${port}:127.0.0.1:${targetPort}`;
+    spawnOpenssh(sshd, ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', spec]);
+    await waitForPort(port, '127.0.0.1', 15_000);
+    const before = sshd.sessionPids();
+    expect(before.length).toBeGreaterThan(0);
+    for (const p of before) process.kill(p, 'SIGSTOP');
+    const second = await openssh(sshd, ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', spec]);
+    expect(second.code).toBe(255);
+    expect(second.stderr).toContain(`remote port forwarding failed for listen port ${port}`);
+    for (const p of before) process.kill(p, 'SIGKILL');
+    await waitFor(async () => !(await listening(port)), 10_000, 'port freed');
+    spawnOpenssh(sshd, ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', spec]);
+    await waitForPort(port, '127.0.0.1', 15_000);
+    expect((await rawFetch(port)).data.toString()).toBe('frame');
   });
 
   test('ClientAlive reaps a session whose client went silent, freeing its port for the next one', async () => {
