@@ -237,6 +237,7 @@ export class HttpOutlet implements Service {
       const healthRoute = route === 'healthz' || route === 'readyz';
       const healthOk = healthRoute && (reason !== 'not_allowed' || isLoopback(req.socket.remoteAddress));
       res.setHeader('Connection', 'close');
+      if (healthOk && conn) conn.counted = true; // served, not refused
       if (!healthOk) {
         if (conn && !conn.counted) {
           conn.counted = true;

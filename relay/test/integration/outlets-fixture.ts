@@ -161,8 +161,18 @@ export class MultipartReader {
     this.trailer = Buffer.from(`\r\n--${boundary}\r\n`);
   }
 
+  private chunks: Buffer[] = [];
+  private len = 0;
+  /** bytes needed before parsing can make progress (avoids re-concatenating on every chunk) */
+  private need = 0;
+
   push(chunk: Buffer): Part[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.chunks.push(chunk);
+    this.len += chunk.length;
+    if (this.len < this.need) return [];
+    this.buf = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.len = 0;
     const out: Part[] = [];
     for (;;) {
       if (!this.started) {
@@ -174,6 +184,7 @@ export class MultipartReader {
       const he = this.buf.indexOf('\r\n\r\n');
       if (he < 0) {
         if (this.buf.length > 4096) throw new Error('part header too long');
+        this.need = this.buf.length + 1;
         break;
       }
       const headers: Record<string, string> = {};
@@ -185,14 +196,58 @@ export class MultipartReader {
       const len = Number(headers['content-length']);
       if (!Number.isInteger(len) || len < 0) throw new Error(`bad Content-Length ${headers['content-length']}`);
       const need = he + 4 + len + this.trailer.length;
-      if (this.buf.length < need) break;
+      if (this.buf.length < need) {
+        this.need = need;
+        break;
+      }
       const body = Buffer.from(this.buf.subarray(he + 4, he + 4 + len));
       if (!this.buf.subarray(he + 4 + len, need).equals(this.trailer)) throw new Error('part body not followed by the boundary');
       const p = { headers, body };
       out.push(p);
       this.parts.push(p);
       this.buf = this.buf.subarray(need);
+      this.need = 0;
     }
+    if (this.buf.length > 0) {
+      this.chunks = [this.buf];
+      this.len = this.buf.length;
+    }
+    this.buf = Buffer.alloc(0);
     return out;
   }
+}
+
+export interface StreamClient {
+  reader: MultipartReader;
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** resolves when the response ends (server ended the stream) */
+  ended: Promise<void>;
+  close(): void;
+}
+
+/** Opens /stream.mjpg (or any path) and parses parts as they arrive. */
+export function openStream(url: string, boundary = 'camrelay'): Promise<StreamClient> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      const reader = new MultipartReader(boundary);
+      let failed: Error | undefined;
+      const ended = new Promise<void>((r) => {
+        res.on('end', () => r());
+        res.on('close', () => r());
+      });
+      res.on('data', (c: Buffer) => {
+        if (res.statusCode !== 200 || failed) return;
+        try {
+          reader.push(c);
+        } catch (e) {
+          failed = e as Error;
+          throw e;
+        }
+      });
+      res.on('error', () => undefined);
+      resolve({ reader, status: res.statusCode ?? 0, headers: res.headers, ended, close: () => req.destroy() });
+    });
+    req.on('error', reject);
+  });
 }
