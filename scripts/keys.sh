@@ -13,15 +13,17 @@
 # known before the server ever runs. Idempotent: existing keys are kept; FORCE=1 replaces them (key
 # rotation: see the README, section tunnel-server).
 #
-# Environment: SECRETS_DIR [./secrets]; SSH_HOST / SSH_PORT [from .env if set there; port 2222] for the
-# known_hosts line; AGENT_UID [1000]: when run as root, the client key is given to this uid, the user the
-# tunnel-agent image runs as (`node`), because a compose secret keeps the file's host ownership.
+# Environment: SECRETS_DIR [./secrets]; SSH_HOST / SSH_PORT for the known_hosts line [read from
+# $ENV_FILE (.env) when unset; port 2222]; AGENT_UID [1000]: when run as root, the client key is given
+# to this uid, the user the tunnel-agent image runs as (`node`), because a compose secret keeps the
+# file's host ownership.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECRETS_DIR=${SECRETS_DIR:-secrets}
 FORCE=${FORCE:-0}
 AGENT_UID=${AGENT_UID:-1000}
+ENV_FILE=${ENV_FILE:-.env}
 
 die() { printf 'keys: %s\n' "$*" >&2; exit 1; }
 command -v ssh-keygen >/dev/null || die "ssh-keygen not found (apt-get install openssh-client)"
@@ -31,8 +33,8 @@ command -v ssh-keygen >/dev/null || die "ssh-keygen not found (apt-get install o
 # SSH_HOST / SSH_PORT: the environment wins, else .env (plain KEY=value lines), else unknown / 2222.
 env_value() {
   local v=${!1:-}
-  if [[ -z $v && -f .env ]]; then
-    v=$(sed -n "s/^[[:space:]]*$1=[\"']\{0,1\}\([^\"'#[:space:]]*\).*/\1/p" .env | tail -1)
+  if [[ -z $v && -f $ENV_FILE ]]; then
+    v=$(sed -n "s/^[[:space:]]*$1=[\"']\{0,1\}\([^\"'#[:space:]]*\).*/\1/p" "$ENV_FILE" | tail -1)
   fi
   printf '%s' "$v"
 }

@@ -227,7 +227,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   // The keys come from the project's own `make keys` script, as in production.
   const secrets = path.join(dir, 'secrets');
   execFileSync('bash', [KEYS_SCRIPT], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRETS_DIR: secrets, SSH_HOST: '127.0.0.1', SSH_PORT: String(port), AGENT_UID: '0' },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRETS_DIR: secrets, SSH_HOST: '127.0.0.1', SSH_PORT: String(port), AGENT_UID: '0', ENV_FILE: '/nonexistent/.env' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const clientKeyFile = path.join(secrets, 'tunnel_client_key');
