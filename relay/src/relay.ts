@@ -41,10 +41,15 @@ export interface RelayPorts {
   ingestPort?: number;
 }
 
-/** Frame age at which /readyz turns 503: a frame fresher than this exists. */
+/**
+ * Frame age up to which /readyz says ready: MAX_FRAME_AGE_MS or the idle fetch period, whichever is
+ * longer, plus a second for the fetch itself. With IDLE_FPS=0 frames legitimately age while nobody
+ * watches, so there only "the last fetch succeeded" counts.
+ */
 export function readinessMaxAgeMs(c: RelayConfig): number {
+  if (c.source.mode === 'pull' && c.source.idleFps === 0) return Infinity;
   const idlePeriod = c.source.idleFps > 0 ? 1000 / c.source.idleFps : 0;
-  return Math.max(c.clients.maxFrameAgeMs, idlePeriod) + c.source.deadlineMs;
+  return Math.max(c.clients.maxFrameAgeMs, idlePeriod) + 1000;
 }
 
 export class Relay {
@@ -100,8 +105,10 @@ export class Relay {
   readiness(): { ready: boolean; detail: Record<string, unknown> } {
     const age = this.store.ageMs();
     const s = this.source.status();
+    const push = this.opts.config.source.mode === 'push';
     return {
-      ready: age <= readinessMaxAgeMs(this.opts.config),
+      // push: the camera decides the rate, so a frame within PUSH_UP_WINDOW_MS (cameraUp) is what counts
+      ready: s.cameraUp === true && (push || age <= readinessMaxAgeMs(this.opts.config)),
       detail: { frameAgeMs: Number.isFinite(age) ? Math.round(age) : null, cameraUp: s.cameraUp ?? false, lastError: s.lastError?.reason ?? null },
     };
   }

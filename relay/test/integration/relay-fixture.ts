@@ -70,7 +70,7 @@ export function parseMetric(text: string, name: string, labels: Record<string, s
       const [k, v] = pair.split('=');
       got[k] = v.slice(1, -1);
     }
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[4]);
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : Number(m[4]);
   }
   return undefined;
 }
