@@ -211,9 +211,10 @@ export class Supervisor extends EventEmitter {
         }
         this.setState('unreachable', { delayMs: delay });
       } else {
+        const maxDelayMs = this.backoff.ceilingMs;
         delay = this.backoff.next();
         if (outcome.kind === 'failed' && outcome.result === 'host_key_mismatch') delay = Math.max(delay, c.reconnectMaxMs);
-        log.info({ delayMs: delay, failures: this.backoff.failures }, 'backing off before reconnecting');
+        log.info({ delayMs: delay, maxDelayMs, failures: this.backoff.failures }, 'backing off before reconnecting');
         this.setState('backoff', { delayMs: delay, ...(outcome.kind === 'failed' ? { result: outcome.result } : { reason: outcome.reason }) });
       }
       this.lastOutcome = outcome.kind;

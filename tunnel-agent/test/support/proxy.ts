@@ -58,6 +58,17 @@ export class BlackholeProxy {
     return this.pairs.size;
   }
 
+  /** Cuts every connection abruptly (both sides see the TCP connection close). Returns how many. */
+  cutAll(): number {
+    const n = this.pairs.size;
+    for (const p of [...this.pairs]) {
+      p.client.destroy();
+      p.upstream.destroy();
+      this.pairs.delete(p);
+    }
+    return n;
+  }
+
   /** Ends the blackholed connections (a test clean-up, not part of the fault). */
   destroyDead(): void {
     for (const p of [...this.pairs]) {
