@@ -3,10 +3,12 @@
  * restart, a crash frees the forwarded ports, and `make keys` output is what the server accepts.
  * Also checks the test fixture (test-support/sshd.ts) that the tunnel-agent tests rely on.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { Client } from 'ssh2';
-import { describeWith, killAllChildren, rawFetch, waitFor, waitForPort } from '../../../test-support';
+import { ROOT, describeWith, killAllChildren, rawFetch, waitFor, waitForPort } from '../../../test-support';
 import { SSHD_COMPONENT, Sshd, freePort, killAll, openssh, spawnOpenssh, sshdAvailable, startSshd } from '../../../test-support/sshd';
 
 jest.setTimeout(60_000);
@@ -99,6 +101,24 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-server life cycle (real ss
     // make keys' authorized_keys line carries `restrict,port-forwarding`; -R must still work
     expect(fs.readFileSync(`${sshd.dir}/secrets/tunnel_authorized_keys`, 'utf8')).toMatch(/^restrict,port-forwarding ssh-ed25519 /);
     await forward(sshd, `${sshd.permitListenPorts[0]}:127.0.0.1:${targetPort}`);
+  });
+
+  test('the image healthcheck (tunnel-server/healthcheck.sh) is healthy while sshd listens, unhealthy after', async () => {
+    const sshd = await startSshd();
+    const check = () =>
+      spawnSync('bash', [path.join(ROOT, 'tunnel-server', 'healthcheck.sh')], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, SSHD_PORT: String(sshd.port), TUNNEL_SERVER_RUN_DIR: path.join(sshd.dir, 'run') },
+      });
+    const ok = check();
+    expect(ok.stdout).toBe('');
+    expect(ok.status).toBe(0);
+    // it never connects: no new connection shows up in sshd's log
+    expect(sshd.logs()).not.toMatch(/Connection (closed|reset) by 127\.0\.0\.1/);
+    await sshd.stop();
+    const down = check();
+    expect(down.status).toBe(1);
+    expect(down.stdout).toMatch(/no pid file|is not running|nothing listens/);
   });
 
   test('a host key that does not match the pin is refused by the client', async () => {
