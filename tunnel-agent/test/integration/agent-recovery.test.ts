@@ -5,7 +5,7 @@
  */
 import { checkJpeg } from '@camrelay/common';
 import { describeWith, killAllChildren, rawFetch, waitFor } from '../../../test-support';
-import { SSHD_COMPONENT, Sshd, killAll, sshdAvailable, startSshd } from '../../../test-support/sshd';
+import { SSHD_COMPONENT, killAll, sshdAvailable, startSshd } from '../../../test-support/sshd';
 import { FakeCamera } from '../../../fake-camera/src/camera';
 import { BlackholeProxy } from '../support/proxy';
 import { RunningAgent, agentEnv, startAgent } from '../support/real';
