@@ -302,17 +302,18 @@ function checkDashboard(dashboard, opts) {
 
 // ---- live check -----------------------------------------------------------------------------------
 
-async function promGet(base, apiPath, params, timeoutMs) {
+/** GET (label values; Prometheus 2.x takes no POST there) or POST (queries: long exprs fit) an API path. */
+async function promGet(base, apiPath, params, timeoutMs, method = 'POST') {
   const url = new URL(apiPath, base.endsWith('/') ? base : `${base}/`);
   const body = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) for (const one of [].concat(v)) body.append(k, String(one));
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   try {
+    if (method === 'GET') url.search = body.toString();
     const res = await fetch(url, {
-      method: 'POST',
-      body,
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      method,
+      ...(method === 'POST' ? { body, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } } : {}),
       signal: ac.signal,
     });
     const text = await res.text();
@@ -326,7 +327,8 @@ async function promGet(base, apiPath, params, timeoutMs) {
     return json.data;
   } catch (e) {
     if (ac.signal.aborted) throw new Error(`no answer from ${url.origin} within ${timeoutMs} ms`);
-    throw e;
+    const cause = e && e.cause && (e.cause.code || e.cause.message);
+    throw cause ? new Error(`${e.message} (${cause}) at ${url.origin}`) : e;
   } finally {
     clearTimeout(timer);
   }
@@ -340,7 +342,7 @@ async function runQuery(q, o) {
     if (q.kind === 'label_values') {
       const params = { start, end };
       if (q.expr) params['match[]'] = substitute(q.expr, o.vars);
-      const values = await promGet(o.prometheus, `api/v1/label/${encodeURIComponent(q.label)}/values`, params, o.timeoutMs);
+      const values = await promGet(o.prometheus, `api/v1/label/${encodeURIComponent(q.label)}/values`, params, o.timeoutMs, 'GET');
       return values.length > 0 ? { ok: true, detail: `${values.length} values` } : { ok: false, detail: 'no values' };
     }
     const expr = substitute(q.expr, o.vars);
