@@ -1,6 +1,6 @@
 /**
  * HTTP outlet (HTTP_PORT), node:http:
- *   GET /              viewer page (+ /viewer.js, /viewer.css)
+ *   GET /              viewer page (+ /viewer.js, /viewer.css, /favicon.svg)
  *   GET /snapshot.jpg  one JPEG (see snapshot.ts)
  *   GET /stream.mjpg   MJPEG stream (see mjpeg.ts)
  *   GET /status.json   camera state, fps, frame age/seq/size, clients by protocol, uptime
@@ -13,7 +13,7 @@
  * Retry-After, and is closed. /healthz and /readyz stay answerable on such connections (Docker
  * health checks), except that ALLOW_CIDRS still hides them from non-loopback addresses. With
  * VIEWER_TOKEN and/or VIEWER_PASSWORD set, the page, snapshot, stream and status need credentials
- * (401 + WWW-Authenticate); /healthz, /readyz and the static viewer.js/css do not.
+ * (401 + WWW-Authenticate); /healthz, /readyz and the static viewer.js/css/favicon do not.
  *
  * Slowloris: headersTimeout, requestTimeout, keepAliveTimeout, maxHeaderSize, maxHeadersCount; the
  * server checks the timeouts every second (Node's default is 30 s); malformed requests get a
@@ -31,7 +31,7 @@ import { MJPEG_CONTENT_TYPE, MjpegStreamer } from './mjpeg';
 import type { OutletDeps } from './raw';
 import { SnapshotHandler, newBootId } from './snapshot';
 import { FpsMeter, SourceStatus, buildStatus, readiness } from './status';
-import { VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './viewer-page';
+import { FAVICON_SVG, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './viewer-page';
 
 export interface HttpOutletOptions {
   /** BIND_HOST */
@@ -76,12 +76,13 @@ interface Conn {
   active: number;
 }
 
-type Route = 'page' | 'js' | 'css' | 'snapshot' | 'stream' | 'status' | 'healthz' | 'readyz';
+type Route = 'page' | 'js' | 'css' | 'icon' | 'snapshot' | 'stream' | 'status' | 'healthz' | 'readyz';
 const ROUTES: Record<string, Route> = {
   '/': 'page',
   '/index.html': 'page',
   '/viewer.js': 'js',
   '/viewer.css': 'css',
+  '/favicon.svg': 'icon',
   '/snapshot.jpg': 'snapshot',
   '/stream.mjpg': 'stream',
   '/status.json': 'status',
@@ -282,6 +283,8 @@ export class HttpOutlet implements Service {
         return this.send(res, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
       case 'css':
         return this.send(res, 200, 'text/css; charset=utf-8', VIEWER_CSS);
+      case 'icon':
+        return this.send(res, 200, 'image/svg+xml', FAVICON_SVG);
       case 'snapshot':
         void this.snapshot.handle(req, res, this.abort.signal).catch((err) => {
           this.log.error({ err }, 'snapshot failed');

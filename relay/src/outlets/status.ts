@@ -15,14 +15,15 @@ export interface SourceStatus {
 }
 
 /**
- * Frames per second published to the store over the last `windowMs`, from a fixed ring of publish
- * times (no allocation per frame).
+ * Frames per second published to the store, from the publish times inside the last `windowMs`
+ * (a fixed ring: no allocation per frame). With n frames in the window, the rate is (n - 1) over
+ * the time from the oldest of them to NOW, so it is right as soon as two frames arrived and decays
+ * to 0 when frames stop.
  */
 export class FpsMeter {
   private readonly times: Float64Array;
   private next = 0;
   private count = 0;
-  private readonly startedAt: number;
 
   constructor(
     private readonly windowMs = 5000,
@@ -30,7 +31,6 @@ export class FpsMeter {
     private readonly now: () => number = () => performance.now(),
   ) {
     this.times = new Float64Array(capacity);
-    this.startedAt = now();
   }
 
   mark(): void {
@@ -51,10 +51,8 @@ export class FpsMeter {
         if (v < oldest) oldest = v;
       }
     }
-    if (n === 0) return 0;
-    // A full ring inside the window: the rate is n over the span it covers.
-    const span = n === this.times.length ? t - oldest : Math.min(this.windowMs, t - this.startedAt);
-    return span > 0 ? Math.round((n / (span / 1000)) * 10) / 10 : 0;
+    if (n < 2 || t <= oldest) return 0;
+    return Math.round(((n - 1) / ((t - oldest) / 1000)) * 10) / 10;
   }
 }
 

@@ -2,7 +2,7 @@
  * The viewer page served at `/`: self-contained (no external resources), three same-origin files
  * kept as strings so they ship inside dist/ with no build step:
  *   /            HTML
- *   /viewer.css  styles
+ *   /viewer.css  styles (and /favicon.svg)
  *   /viewer.js   shows /stream.mjpg in an <img> (falls back to polling /snapshot.jpg when the
  *                stream fails, retrying the stream every 15 s; `?mode=poll` forces polling) and
  *                polls /status.json every second for frame rate, frame age and viewer count.
@@ -23,6 +23,7 @@ export const VIEWER_HTML = `<!doctype html>
 <meta name="referrer" content="no-referrer">
 <title>camrelay viewer</title>
 <link rel="stylesheet" href="viewer.css">
+<link rel="icon" href="favicon.svg" type="image/svg+xml">
 </head>
 <body>
 <main>
@@ -46,6 +47,10 @@ export const VIEWER_HTML = `<!doctype html>
 </html>
 `;
 
+/** A camera lens, so browsers do not ask for /favicon.ico. */
+export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="2" y="8" width="28" height="20" rx="4" fill="#333"/><rect x="10" y="4" width="12" height="6" rx="2" fill="#333"/><circle cx="16" cy="18" r="7" fill="#1f6f3a"/><circle cx="16" cy="18" r="3" fill="#9fe0b4"/></svg>
+`;
+
 export const VIEWER_CSS = `*{box-sizing:border-box}
 html,body{margin:0;background:#111;color:#ddd;font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 main{max-width:1000px;margin:0 auto;padding:12px}
@@ -55,7 +60,7 @@ h1{font-size:18px;margin:0;font-weight:600;letter-spacing:.02em}
 .badge.up{background:#1f6f3a;color:#fff}
 .badge.down{background:#8a1f1f;color:#fff}
 figure{margin:12px 0;background:#000;border-radius:6px;overflow:hidden;text-align:center}
-img#live{display:block;width:100%;height:auto;min-height:120px;object-fit:contain;background:#000}
+img#live{display:block;width:100%;height:auto;max-height:calc(100vh - 210px);min-height:120px;object-fit:contain;background:#000}
 figcaption{font-size:12px;color:#999;padding:4px 8px;text-align:left}
 dl#stats{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:8px;margin:0}
 dl#stats div{background:#1c1c1c;border-radius:6px;padding:8px 12px}

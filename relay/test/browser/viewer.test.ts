@@ -1,0 +1,112 @@
+/**
+ * The viewer page in real headless Chromium (Debian `chromium`, driven by playwright-core): the HTTP
+ * outlet runs in-process and is fed real, changing JPEGs from the fake camera's frame generator.
+ * Leaves a screenshot in reports/viewer.png.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { FrameRing } from '../../../fake-camera/src/frames';
+import { ROOT, describeWith, findExecutable } from '../../../test-support';
+import { Rig, startRig } from '../integration/outlets-fixture';
+
+const CHROMIUM = findExecutable(['/usr/bin/chromium', '/usr/bin/chromium-browser']);
+const TOKEN = 'browser-test-token';
+const FPS = 10;
+
+describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromium', () => {
+  let browser: Browser;
+  let rig: Rig;
+  let feed: NodeJS.Timeout | undefined;
+  let page: Page;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  beforeEach(async () => {
+    problems.length = 0;
+    rig = await startRig({ viewerToken: TOKEN, status: { cameraUp: true, mode: 'pull' } });
+    const ring = new FrameRing({ width: 320, height: 240, ringSize: 8, quality: 70 });
+    rig.store.publish(ring.next().data);
+    feed = setInterval(() => rig.store.publish(ring.next().data), 1000 / FPS);
+    page = await browser.newPage({ viewport: { width: 900, height: 760 } });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    });
+    page.on('requestfailed', (r) => {
+      // the MJPEG request is aborted when the page closes; anything else is a problem
+      if (!r.url().includes('stream.mjpg')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+    });
+  });
+
+  afterEach(async () => {
+    clearInterval(feed);
+    await page?.close();
+    await rig?.stop();
+  });
+
+  const statText = (id: string) => page.locator(`#${id}`).innerText();
+
+  async function expectLiveImage(): Promise<void> {
+    await page.waitForFunction("document.getElementById('live').complete && document.getElementById('live').naturalWidth > 0", undefined, { timeout: 15_000 });
+    expect(await page.evaluate("document.getElementById('live').naturalWidth")).toBe(320);
+    // the picture changes: two element screenshots some frames apart differ
+    const a = await page.locator('#live').screenshot();
+    let changed = false;
+    for (let i = 0; i < 20 && !changed; i++) {
+      await page.waitForTimeout(250);
+      changed = !(await page.locator('#live').screenshot()).equals(a);
+    }
+    expect(changed).toBe(true);
+  }
+
+  async function expectStats(viewers: string): Promise<void> {
+    await page.waitForFunction("/fps$/.test(document.getElementById('fps').textContent) && document.getElementById('seq').textContent.startsWith('#')", undefined, { timeout: 15_000 });
+    // let the 5 s frame-rate window fill
+    await page.waitForTimeout(1500);
+    const fps = parseFloat(await statText('fps'));
+    expect(fps).toBeGreaterThan(FPS * 0.6);
+    expect(fps).toBeLessThan(FPS * 1.4);
+    const age = await statText('age');
+    expect(age).toMatch(/^\d+ ms$/);
+    expect(parseInt(age, 10)).toBeLessThan(1000);
+    expect(await statText('viewers')).toBe(viewers);
+    expect(await statText('camera')).toBe('camera up');
+  }
+
+  test('shows the live MJPEG stream, which changes, and sensible stats; the ?token= is passed on', async () => {
+    await page.goto(`${rig.base}/?token=${TOKEN}`);
+    await expectLiveImage();
+    expect(await statText('mode')).toBe('live MJPEG stream');
+    await expectStats('1');
+    expect(rig.limiter.clients('mjpeg')).toBe(1);
+    expect(await rig.metric('relay_clients_rejected_total', { reason: 'unauthorized' })).toBe(0);
+    fs.mkdirSync(path.join(ROOT, 'reports'), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, 'reports', 'viewer.png'), fullPage: true });
+    expect(problems).toEqual([]);
+  }, 60_000);
+
+  test('snapshot polling mode (?mode=poll) also shows a changing image', async () => {
+    await page.goto(`${rig.base}/?mode=poll&token=${TOKEN}`);
+    await expectLiveImage();
+    expect(await statText('mode')).toBe('snapshot polling');
+    await expectStats('0');
+    expect(await rig.metric('relay_frames_served_total', { protocol: 'snapshot' })).toBeGreaterThan(3);
+    expect(problems).toEqual([]);
+  }, 60_000);
+
+  test('without the token the page itself is refused', async () => {
+    const r = await page.goto(`${rig.base}/`);
+    expect(r?.status()).toBe(401);
+  }, 30_000);
+});
