@@ -88,7 +88,7 @@ export class Relay {
     this.raw = new RawOutlet({ ...c.clients, shutdownGraceMs: c.shutdownGraceMs }, { ...deps, log: log.child({ module: 'raw-outlet' }) });
     this.http = new HttpOutlet(
       { ...c.clients, shutdownGraceMs: c.shutdownGraceMs },
-      { ...deps, log: log.child({ module: 'http-outlet' }), status: () => this.outletStatus() },
+      { ...deps, log: log.child({ module: 'http-outlet' }), status: () => this.outletStatus(), readiness: () => this.readiness() },
     );
     this.archive = new Archive({ config: c.archive, store, metrics, log: log.child({ module: 'archive' }) });
     this.metricsServer = new MetricsServer({

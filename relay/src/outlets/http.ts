@@ -61,6 +61,11 @@ export interface HttpOutletOptions {
 export interface HttpOutletDeps extends OutletDeps {
   /** camera state from the source, for /status.json and /readyz */
   status: () => SourceStatus;
+  /**
+   * The relay's own readiness rule for /readyz (e.g. the one the metrics server uses, which allows
+   * for IDLE_FPS). Default: a frame at most MAX_FRAME_AGE_MS old exists.
+   */
+  readiness?: () => { ready: boolean; detail?: Record<string, unknown> };
 }
 
 /** Largest request head accepted (bytes); more gets 431. */
@@ -264,6 +269,10 @@ export class HttpOutlet implements Service {
       case 'healthz':
         return this.plain(res, 200, 'ok\n');
       case 'readyz': {
+        if (this.deps.readiness) {
+          const r = this.deps.readiness();
+          return this.json(res, r.ready ? 200 : 503, { ready: r.ready, ...r.detail });
+        }
         const r = readiness(this.deps.store, this.opts.maxFrameAgeMs);
         return this.json(res, r.ready ? 200 : 503, { ...r, cameraUp: this.deps.status().cameraUp });
       }

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { CidrList, createLogger } from '@camrelay/common';
 import { FrameStore } from '../../src/frame-store';
 import { RelayMetrics } from '../../src/metrics';
-import { ClientLimiter, HttpOutlet, RawOutlet, type HttpOutletOptions, type SourceStatus } from '../../src/outlets';
+import { ClientLimiter, HttpOutlet, RawOutlet, type HttpOutletDeps, type HttpOutletOptions, type SourceStatus } from '../../src/outlets';
 
 /** A small "JPEG" (SOI ... EOI) with a recognisable body; the outlets never decode it. */
 export function fakeJpeg(n: number, size = 2048): Buffer {
@@ -28,6 +28,7 @@ export interface RigOptions extends Partial<HttpOutletOptions> {
   maxClientsPerIp?: number;
   allowCidrs?: string[];
   status?: SourceStatus;
+  readiness?: HttpOutletDeps['readiness'];
 }
 
 export interface Rig {
@@ -78,7 +79,7 @@ export async function startRig(o: RigOptions = {}): Promise<Rig> {
   };
   const status = o.status ?? { cameraUp: true, mode: 'pull' };
   const raw = new RawOutlet(opts, { store, metrics, limiter, log });
-  const httpOutlet = new HttpOutlet(opts, { store, metrics, limiter, log, status: () => status });
+  const httpOutlet = new HttpOutlet(opts, { store, metrics, limiter, log, status: () => status, readiness: o.readiness });
   await raw.start();
   await httpOutlet.start();
   return {

@@ -85,6 +85,16 @@ describe('HTTP outlet', () => {
     expect((await request(`${rig.base}/healthz`, { method: 'HEAD' })).status).toBe(200);
   });
 
+  test('/readyz follows the readiness callback when main provides one', async () => {
+    let ready = false;
+    rig = await startRig({ readiness: () => ({ ready, detail: { frameAgeMs: 1500, cameraUp: ready } }) });
+    const a = await request(`${rig.base}/readyz`);
+    expect(a.status).toBe(503);
+    expect(JSON.parse(a.body.toString())).toEqual({ ready: false, frameAgeMs: 1500, cameraUp: false });
+    ready = true;
+    expect((await request(`${rig.base}/readyz`)).status).toBe(200);
+  });
+
   test('/status.json reports camera, fps, frame, clients by protocol, uptime and no addresses', async () => {
     rig = await startRig({ status: { cameraUp: true, mode: 'pull', fps: 99 } });
     for (let i = 1; i <= 10; i++) {
