@@ -62,7 +62,15 @@ export class Archive implements Service {
     if (cron === undefined || this.task) return;
     await this.removeLeftoverTemps();
     // createTask starts stopped (schedule() would start at once); we start it explicitly.
-    this.task = createTask(cron, () => this.snapshot().then(() => undefined), { name: 'relay-archive', noOverlap: true });
+    // node-cron's own warnings (missed executions, overlaps) go to our JSON log, not to the console.
+    const log = this.opts.log;
+    const cronLog = {
+      info: (m: string) => log.debug({ source: 'node-cron' }, m),
+      warn: (m: string) => this.limited.warn(log, 'node-cron', { source: 'node-cron' }, m),
+      error: (m: string | Error, err?: Error) => log.error({ source: 'node-cron', err: err ?? m }, typeof m === 'string' ? m : 'node-cron error'),
+      debug: (m: string | Error) => log.debug({ source: 'node-cron' }, String(m)),
+    };
+    this.task = createTask(cron, () => this.snapshot().then(() => undefined), { name: 'relay-archive', noOverlap: true, logger: cronLog });
     await this.task.start();
     this.opts.log.info({ cron, dir: this.opts.config.dir, keep: this.opts.config.keep, maxAgeHours: this.opts.config.maxAgeHours }, 'archive scheduled');
   }
