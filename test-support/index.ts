@@ -88,8 +88,8 @@ export function rawFetch(port: number, host = '127.0.0.1', timeoutMs = 10_000): 
 }
 
 /** Resolves once something accepts TCP connections on the port. */
-export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<true> {
-  return waitFor(
+export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<boolean> {
+  return waitFor<boolean>(
     () =>
       new Promise<boolean>((resolve) => {
         const s = net.connect({ port, host });
