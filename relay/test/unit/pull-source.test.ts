@@ -83,13 +83,13 @@ describe('PullSource against real sockets', () => {
       let i = 0;
       const t = setInterval(() => (i < data.length && !s.destroyed ? s.write(data.subarray(i, ++i)) : clearInterval(t)), 20);
       s.on('close', () => clearInterval(t));
-    }],
+    }, { idleTimeoutMs: 1000, deadlineMs: 400 }],
     ['too_large', (s, n) => s.end(jpeg(n, 5000))],
   ];
 
-  test.each(faults)('%s: counted by reason, nothing published, camera down logged once, then recovers', async (reason, behaviour) => {
+  test.each(faults)('%s: counted by reason, nothing published, camera down logged once, then recovers', async (reason, behaviour, over = {}) => {
     cam.behaviour = behaviour;
-    const { store, metrics, lines, source } = make({ idleFps: 100, maxFps: 100 });
+    const { store, metrics, lines, source } = make({ idleFps: 100, maxFps: 100, ...over });
     await source.start();
     await until(() => source.status().errors >= 2, 5000, `two ${reason} errors`);
     expect(store.latest).toBeUndefined();
@@ -184,20 +184,20 @@ describe('PullSource with an injected clock', () => {
       await settle(30);
       expect(connects).toBe(n - 1);
       clock.advance(1);
-      await until(() => connects === n, 2000, `connect #${n}`);
-      await until(() => source.status().fetches === n && clock.pending > 0, 2000, 'the next wait');
+      await until(() => connects === n, 5000, `connect #${n}`);
+      await until(() => source.status().fetches === n && clock.pending > 0, 5000, 'the next wait');
     };
-    await until(() => source.status().errors === 1 && clock.pending > 0, 2000, 'first error');
+    await until(() => source.status().errors === 1 && clock.pending > 0, 5000, 'first error');
     await expectConnectsAfter(100, 2);
-    await until(() => source.status().errors === 2, 2000, 'error 2');
+    await until(() => source.status().errors === 2, 5000, 'error 2');
     await expectConnectsAfter(200, 3);
-    await until(() => source.status().errors === 3, 2000, 'error 3');
+    await until(() => source.status().errors === 3, 5000, 'error 3');
     await expectConnectsAfter(400, 4);
-    await until(() => source.status().errors === 4, 2000, 'error 4');
+    await until(() => source.status().errors === 4, 5000, 'error 4');
     await expectConnectsAfter(400, 5); // capped
-    await until(() => source.status().errors === 5, 2000, 'error 5');
+    await until(() => source.status().errors === 5, 5000, 'error 5');
     clock.advance(400);
-    await until(() => store.latest !== undefined, 2000, 'success on connect 6');
+    await until(() => store.latest !== undefined, 5000, 'success on connect 6');
     expect(source.status().errors).toBe(5);
   });
 
@@ -205,28 +205,28 @@ describe('PullSource with an injected clock', () => {
     const clock = new ManualClock();
     const { source, store, metrics } = make({ idleFps: 1, maxFps: 10 }, { clock });
     await source.start();
-    await until(() => store.latest?.seq === 1, 2000, 'first frame');
+    await until(() => store.latest?.seq === 1, 5000, 'first frame');
     expect(await metricValue(metrics.fetchRate)).toBe(1);
     await settle();
     clock.advance(999);
     await settle();
     expect(cam.connections).toBe(1);
     clock.advance(1);
-    await until(() => store.latest?.seq === 2, 2000, 'second idle frame');
+    await until(() => store.latest?.seq === 2, 5000, 'second idle frame');
 
     // a watcher arrives 300 ms later: fetched at once (the 100 ms MAX_FPS spacing has passed)
     clock.advance(300);
     await settle();
     expect(cam.connections).toBe(2);
     const release = store.watch();
-    await until(() => store.latest?.seq === 3, 2000, 'frame for the new watcher');
+    await until(() => store.latest?.seq === 3, 5000, 'frame for the new watcher');
     expect(await metricValue(metrics.fetchRate)).toBe(10);
     await settle();
     clock.advance(99);
     await settle();
     expect(cam.connections).toBe(3);
     clock.advance(1);
-    await until(() => store.latest?.seq === 4, 2000, 'frame at MAX_FPS');
+    await until(() => store.latest?.seq === 4, 5000, 'frame at MAX_FPS');
 
     release();
     expect(await metricValue(metrics.fetchRate)).toBe(1);
@@ -235,7 +235,7 @@ describe('PullSource with an injected clock', () => {
     await settle();
     expect(cam.connections).toBe(4);
     clock.advance(500);
-    await until(() => store.latest?.seq === 5, 2000, 'back to idle pace');
+    await until(() => store.latest?.seq === 5, 5000, 'back to idle pace');
   });
 
   test('IDLE_FPS=0 does not fetch while nobody watches', async () => {
