@@ -117,6 +117,21 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-agent through a real sshd:
     expect(await agent.metric('tunnel_agent_connect_attempts_total', { result: 'success' })).toBe(1);
   });
 
+  test.each([
+    ['none (sshd: loopback)', ''],
+    ['localhost', 'localhost:'],
+    ['0.0.0.0', '0.0.0.0:'],
+    ['* (all)', '*:'],
+  ])('bind address %s: sshd binds and the forwarded connections reach the camera', async (_name, prefix) => {
+    const port = sshd.permitListenPorts[0];
+    agent = await startAgent(agentEnv(sshd, camera.port, { TUNNEL_FORWARDS: `${prefix}${port}:127.0.0.1:${camera.port}` }), port);
+    await agent.waitReady();
+    const r = await rawFetch(port);
+    expect(checkJpeg(r.data).ok).toBe(true);
+    await agent.child.kill('SIGTERM');
+    await waitFor(async () => !(await isListening(port)), 5000, 'port released');
+  });
+
   test('SIGTERM cancels the forward and exits 0 promptly', async () => {
     agent = await startAgent(agentEnv(sshd, camera.port), sshd.permitListenPorts[0]);
     await agent.waitReady();
