@@ -190,6 +190,35 @@ describe('forwarding through an in-process ssh2 server', () => {
     proxy.destroyDead();
   });
 
+  test('SSH_INSECURE_ACCEPT_ANY_HOST_KEY: connects to any key and warns at every connect', async () => {
+    const srv = await server();
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint, config: { hostKey: { kind: 'insecure' }, reconnectMinMs: 50 } }));
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    srv.cutAll();
+    await a.waitState(is('forwarding'), 5000, a.states.length);
+    const warns = a.lines.filter((l) => /NOT verified/.test(String(l.msg)));
+    expect(warns).toHaveLength(2);
+    expect(warns[0]).toMatchObject({ got: srv.hostFingerprint, level: 40 });
+  });
+
+  test('20 reconnect cycles: no growth in active handles or in listeners on the supervisor', async () => {
+    const srv = await server();
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint, config: { reconnectMinMs: 10, stableAfterMs: 0 } }));
+    await a.sup.start();
+    const handles: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      await a.waitState(is('forwarding'), 5000, a.states.length - 1);
+      handles.push(process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length);
+      srv.cutAll();
+      await a.waitState(is('backoff'), 5000, a.states.length - 1);
+    }
+    await a.waitState(is('forwarding'));
+    expect(await a.metric('tunnel_agent_reconnects_total')).toBe(20);
+    expect(Math.max(...handles.slice(5))).toBeLessThanOrEqual(Math.max(...handles.slice(0, 5)) + 2);
+    expect(a.sup.listenerCount('state')).toBe(1);
+  });
+
   test('stop() cancels the forwards on the server, closes the session and settles in the stopped state', async () => {
     const srv = await server();
     const a = makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint });
