@@ -5,7 +5,8 @@
  *   /viewer.css  styles (and /favicon.svg)
  *   /viewer.js   shows /stream.mjpg in an <img> (falls back to polling /snapshot.jpg when the
  *                stream fails, retrying the stream every 15 s; `?mode=poll` forces polling) and
- *                polls /status.json every second for frame rate, frame age and viewer count.
+ *                polls /status.json every second for frame rate, frame age and viewer count; when
+ *                the relay was unreachable and answers again, the stream is reopened.
  * A `?token=...` in the page URL is passed on to every URL the page loads (browsers cannot put an
  * Authorization header on <img>). All URLs are relative, so the page also works behind a reverse
  * proxy under a path prefix. The Content-Security-Policy allows nothing but same-origin loads.
@@ -79,6 +80,7 @@ export const VIEWER_JS = `'use strict';
   var pollTimer = null;
   var retryTimer = null;
   var blobUrl = null;
+  var relayDown = false;
 
   function url(path, extra) {
     var q = new URLSearchParams(extra || {});
@@ -142,6 +144,9 @@ export const VIEWER_JS = `'use strict';
         return r.json();
       })
       .then(function (s) {
+        // the relay was unreachable, so the stream broke: open it again
+        if (relayDown && mode === 'stream') startStream();
+        relayDown = false;
         var cam = document.getElementById('camera');
         cam.textContent = s.cameraUp ? 'camera up' : 'camera down';
         cam.className = 'badge ' + (s.cameraUp ? 'up' : 'down');
@@ -152,6 +157,7 @@ export const VIEWER_JS = `'use strict';
         text('seq', s.frame ? '#' + s.frame.seq + ' \\u00b7 ' + Math.round(s.frame.bytes / 1024) + ' KiB' : '\\u2013');
       })
       .catch(function (e) {
+        relayDown = true;
         var cam = document.getElementById('camera');
         cam.textContent = 'relay unreachable (' + e.message + ')';
         cam.className = 'badge down';

@@ -7,8 +7,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { FrameRing } from '../../../fake-camera/src/frames';
-import { ROOT, describeWith, findExecutable } from '../../../test-support';
+import { ROOT, describeWith, findExecutable, waitFor } from '../../../test-support';
 import { Rig, startRig } from '../integration/outlets-fixture';
+
+// What the page-side functions below use (the test tsconfig has no DOM lib). Functions, not strings:
+// a string predicate is eval'd in the page, which the viewer's Content-Security-Policy forbids.
+interface PageElement {
+  complete?: boolean;
+  naturalWidth?: number;
+  textContent: string | null;
+}
+declare const document: { getElementById(id: string): PageElement };
 
 const CHROMIUM = findExecutable(['/usr/bin/chromium', '/usr/bin/chromium-browser']);
 const TOKEN = 'browser-test-token';
@@ -58,8 +67,8 @@ describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromi
   const statText = (id: string) => page.locator(`#${id}`).innerText();
 
   async function expectLiveImage(): Promise<void> {
-    await page.waitForFunction("document.getElementById('live').complete && document.getElementById('live').naturalWidth > 0", undefined, { timeout: 15_000 });
-    expect(await page.evaluate("document.getElementById('live').naturalWidth")).toBe(320);
+    await page.waitForFunction(() => document.getElementById('live').complete === true && (document.getElementById('live').naturalWidth ?? 0) > 0, undefined, { timeout: 15_000 });
+    expect(await page.evaluate(() => document.getElementById('live').naturalWidth)).toBe(320);
     // the picture changes: two element screenshots some frames apart differ
     const a = await page.locator('#live').screenshot();
     let changed = false;
@@ -71,7 +80,11 @@ describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromi
   }
 
   async function expectStats(viewers: string): Promise<void> {
-    await page.waitForFunction("/fps$/.test(document.getElementById('fps').textContent) && document.getElementById('seq').textContent.startsWith('#')", undefined, { timeout: 15_000 });
+    await page.waitForFunction(
+      () => /fps$/.test(document.getElementById('fps').textContent ?? '') && (document.getElementById('seq').textContent ?? '').startsWith('#'),
+      undefined,
+      { timeout: 15_000 },
+    );
     // let the 5 s frame-rate window fill
     await page.waitForTimeout(1500);
     const fps = parseFloat(await statText('fps'));
@@ -103,6 +116,18 @@ describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromi
     await expectStats('0');
     expect(await rig.metric('relay_frames_served_total', { protocol: 'snapshot' })).toBeGreaterThan(3);
     expect(problems).toEqual([]);
+  }, 60_000);
+
+  test('after the relay was away, the page reopens the stream by itself', async () => {
+    await page.goto(`${rig.base}/?token=${TOKEN}`);
+    await expectLiveImage();
+    await rig.restartHttp(2500);
+    expect(rig.http.mjpeg.size).toBe(0);
+    // the stats poll notices the relay is back and the page opens a new stream
+    await waitFor(() => rig.http.mjpeg.size === 1, 15_000, 'stream reopened');
+    await expectLiveImage();
+    expect(await statText('mode')).toBe('live MJPEG stream');
+    problems.length = 0; // the failed polls while the relay was away are expected
   }, 60_000);
 
   test('without the token the page itself is refused', async () => {

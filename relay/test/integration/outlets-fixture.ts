@@ -40,6 +40,8 @@ export interface Rig {
   logs: Record<string, unknown>[];
   base: string;
   stop(): Promise<void>;
+  /** Stops the HTTP outlet, waits `downMs`, starts a new one on the same port (a relay restart). */
+  restartHttp(downMs: number): Promise<void>;
   /** Value of a counter/gauge sample with the given labels (0 when absent). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
@@ -79,16 +81,25 @@ export async function startRig(o: RigOptions = {}): Promise<Rig> {
   };
   const status = o.status ?? { cameraUp: true, mode: 'pull' };
   const raw = new RawOutlet(opts, { store, metrics, limiter, log });
-  const httpOutlet = new HttpOutlet(opts, { store, metrics, limiter, log, status: () => status, readiness: o.readiness });
+  const httpDeps = { store, metrics, limiter, log, status: () => status, readiness: o.readiness };
   await raw.start();
-  await httpOutlet.start();
-  return {
-    store, metrics, limiter, raw, http: httpOutlet, logs,
-    base: `http://127.0.0.1:${httpOutlet.port}`,
+  const first = new HttpOutlet(opts, httpDeps);
+  await first.start();
+  const rig: Rig = {
+    store, metrics, limiter, raw, http: first, logs,
+    base: `http://127.0.0.1:${first.port}`,
     async stop() {
-      await httpOutlet.stop();
+      await rig.http.stop();
       await raw.stop();
       store.close();
+    },
+    async restartHttp(downMs) {
+      const port = rig.http.port;
+      await rig.http.stop();
+      await sleep(downMs);
+      const next = new HttpOutlet({ ...opts, httpPort: port }, httpDeps);
+      await next.start();
+      rig.http = next;
     },
     async metric(name, labels = {}) {
       const m = metrics.registry.getSingleMetric(name);
@@ -98,6 +109,7 @@ export async function startRig(o: RigOptions = {}): Promise<Rig> {
       return s ? s.value : 0;
     },
   };
+  return rig;
 }
 
 export interface RawResponse {

@@ -64,6 +64,20 @@ describe('MJPEG outlet', () => {
     expect(rig.limiter.connections).toBe(0);
   });
 
+  test('a stream outlives HTTP_HEADERS_TIMEOUT_MS and the request timeout (they only bound the request)', async () => {
+    rig = await startRig({ headersTimeoutMs: 300, keepAliveTimeoutMs: 300 });
+    const v = await openStream(`${rig.base}/stream.mjpg`);
+    const t0 = Date.now();
+    let sent = 0;
+    while (Date.now() - t0 < 1500) {
+      rig.store.publish(fakeJpeg(++sent, 500));
+      await sleep(100);
+    }
+    await waitFor(() => v.reader.parts.length === sent, 3000, 'all parts');
+    expect(rig.http.mjpeg.size).toBe(1);
+    v.close();
+  });
+
   test('a stale latest frame is not sent to a new viewer; it waits for the next', async () => {
     rig = await startRig({ maxFrameAgeMs: 100 });
     rig.store.publish(fakeJpeg(1), Date.now() - 10_000);
