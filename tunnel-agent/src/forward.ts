@@ -138,8 +138,14 @@ export class ForwardHandler {
         log.debug({ forward: spec.spec, err: err.message }, 'tunnel channel error');
         done();
       });
-      // The channel closes once both sides are done (or the session died): then the target goes too.
-      channel.on('close', done);
+      // The channel closes once both sides are done (or the session died): then the target goes too,
+      // after what the remote sent has been flushed to it (bounded by the same grace).
+      channel.on('close', () => {
+        if (target.destroyed || target.writableFinished) return done();
+        target.end();
+        target.once('finish', done);
+        lingerTimer ??= setTimeout(done, LINGER_MS).unref();
+      });
       // The target closing ends our side of the channel after its queued data is sent (EOF, not abort).
       // A remote peer that never closes its side after our EOF would hold a slot: cut it after a grace.
       target.on('close', () => {

@@ -20,6 +20,14 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ name: 'tunnel-agent', level: config.logLevel });
   for (const w of config.warnings) log.warn(w);
+  // A bug must not leave a half-working tunnel behind: log it and exit non-zero so the service
+  // manager (compose restart policy, systemd Restart=) starts a clean process.
+  const fatal = (kind: string) => (err: unknown) => {
+    log.fatal({ err }, `${kind}; exiting`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal('uncaught exception'));
+  process.on('unhandledRejection', fatal('unhandled rejection'));
 
   const holder: { sup?: Supervisor } = {};
   const metrics = new AgentMetrics({
