@@ -141,6 +141,7 @@ describe('/metrics after a known sequence', () => {
 
     let bytes = 0;
     for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20)); // the previous frame is then older than MAX_FRAME_AGE_MS=0
       const r = await rawFetch(relay.clientPort);
       expect(checkJpeg(r.data).ok).toBe(true);
       bytes += r.data.length;
