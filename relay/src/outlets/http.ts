@@ -180,6 +180,10 @@ export class HttpOutlet implements Service {
 
   private onConnection(socket: Socket): void {
     socket.on('error', () => socket.destroy());
+    if (!socket.remoteAddress) {
+      socket.destroy();
+      return;
+    }
     const { limiter } = this.deps;
     const admission = limiter.admit(socket.remoteAddress);
     const conn: Conn = { counted: false, active: 0 };

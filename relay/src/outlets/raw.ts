@@ -78,7 +78,9 @@ export class RawOutlet implements Service {
     if (this.server) return;
     this.abort = RawOutlet.newAbort();
     this.stopping = undefined;
-    const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.onConnection(s));
+    // allowHalfOpen: a client that half-closes right after connecting (`nc -N`, ncat, shutdown(SHUT_WR))
+    // still gets its frame; we end our side ourselves once the frame is written.
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.onConnection(s));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -92,6 +94,11 @@ export class RawOutlet implements Service {
 
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => socket.destroy());
+    if (!socket.remoteAddress) {
+      // already gone (reset before we got here): nothing to serve, nothing to count
+      socket.destroy();
+      return;
+    }
     const { limiter, metrics } = this.deps;
     const admission = limiter.admit(socket.remoteAddress);
     if (!admission.ok) {
@@ -124,8 +131,8 @@ export class RawOutlet implements Service {
       input += chunk.length;
       if (input > MAX_INPUT_BYTES) socket.destroy();
     });
-    // The client half-closing (nc with stdin at EOF) is normal: keep our side open until we sent.
-    socket.on('end', () => undefined);
+    // The client half-closing (nc with stdin at EOF) is normal: our side stays open until the frame
+    // is sent; once both sides have ended the socket destroys itself (autoDestroy).
 
     void this.frameFor(waitAbort.signal).then((frame) => {
       if (socket.destroyed) return;

@@ -1,5 +1,5 @@
 /** Raw TCP outlet over real sockets with a real FrameStore (no camera needed). */
-import { rawFetch } from '../../../test-support';
+import { rawFetch, waitFor } from '../../../test-support';
 import { Rig, closed, connect, fakeJpeg, sleep, startRig } from './outlets-fixture';
 
 describe('raw TCP outlet', () => {
@@ -69,6 +69,26 @@ describe('raw TCP outlet', () => {
     }
   });
 
+  test('a client that half-closes at once (nc -N, ncat) still gets its frame, also after waiting', async () => {
+    rig = await startRig({ maxFrameAgeMs: 100, waitTimeoutMs: 5000 });
+    rig.store.publish(fakeJpeg(1, 20_000));
+    const get = async () => {
+      const s = await connect(rig.raw.port);
+      const chunks: Buffer[] = [];
+      s.on('data', (c) => chunks.push(c));
+      s.end();
+      await closed(s);
+      return Buffer.concat(chunks);
+    };
+    expect((await get()).equals(fakeJpeg(1, 20_000))).toBe(true);
+    await sleep(150); // now stale: the next client waits
+    const waiting = get();
+    await sleep(100);
+    rig.store.publish(fakeJpeg(2, 30_000));
+    expect((await waiting).equals(fakeJpeg(2, 30_000))).toBe(true);
+    await waitFor(() => rig.raw.connections === 0, 2000, 'sockets closed');
+  });
+
   test('no frame within CLIENT_WAIT_TIMEOUT_MS: the connection closes with nothing', async () => {
     rig = await startRig({ waitTimeoutMs: 300 });
     const r = await rawFetch(rig.raw.port);
@@ -119,10 +139,11 @@ describe('raw TCP outlet', () => {
     const r2 = await rawFetch(rig.raw.port);
     expect(r2.data.length).toBe(0);
     expect(await rig.metric('relay_clients_rejected_total', { reason: 'max_clients_per_ip' })).toBe(1);
-    // the slot comes back when the holder leaves
-    h.destroy();
-    await sleep(50);
+    // the slot comes back when the holder's connection is over
+    h.resume();
     rig.store.publish(fakeJpeg(9));
+    await closed(h);
+    await waitFor(() => rig.limiter.connections === 0, 2000, 'slot released');
     expect((await rawFetch(rig.raw.port)).data.equals(fakeJpeg(9))).toBe(true);
   });
 
