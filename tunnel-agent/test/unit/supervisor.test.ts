@@ -183,7 +183,7 @@ describe('forwarding through an in-process ssh2 server', () => {
     await a.waitState((s) => s.state === 'backoff', 5000, from);
     const detectedMs = Date.now() - t0;
     expect(a.states[a.states.length - 1].reason).toBe('keepalive_timeout');
-    expect(detectedMs).toBeLessThanOrEqual(200 * 3 + 400);
+    expect(detectedMs).toBeLessThanOrEqual(200 * 3 + 700); // interval x (count+1), plus timer slack on a busy machine
     expect(await a.metric('tunnel_agent_keepalive_timeouts_total')).toBe(1);
     await a.waitState(is('forwarding'), 5000, from);
     expect(proxy.connections).toBe(2);
