@@ -41,7 +41,7 @@ test-promtool: ## promtool check config / check rules / test rules
 
 test-compose: build ## run the demo stack on a real Docker engine with faults (needs dockerd)
 	@mkdir -p $(REPORTS)
-	scripts/test-compose.sh
+	scripts/test-compose.sh $(REPORTS)/compose.json
 
 bench: build ## benchmarks; writes BENCHMARKS.md
 	bench/run.sh
@@ -49,23 +49,30 @@ bench: build ## benchmarks; writes BENCHMARKS.md
 keys: ## generate the tunnel client key pair and the sshd host key into ./secrets, print the pin
 	scripts/keys.sh
 
+# Compose interpolates the WHOLE file whatever the profile, so every command needs both required values
+# (docker-compose.yml: SSH_HOST_KEY for the agent, GRAFANA_ADMIN_PASSWORD for Grafana). Each side gets a
+# placeholder for the one that only the other side uses; the services that would read it are not started.
+export COMPOSE_PROJECT_NAME ?= camrelay
+NOT_GRAFANA := GRAFANA_ADMIN_PASSWORD="$${GRAFANA_ADMIN_PASSWORD:-unused-by-this-command}"
+NOT_AGENT := SSH_HOST_KEY="$${SSH_HOST_KEY:-unused-by-this-command}"
+
 up-home: ## start the home stack (tunnel-agent)
-	$(COMPOSE) --profile home up -d --build
+	$(NOT_GRAFANA) $(COMPOSE) --profile home up -d --build
 
 up-vps: ## start the VPS stack (tunnel-server, relay, prometheus, grafana)
-	$(COMPOSE) --profile vps up -d --build
+	$(NOT_AGENT) $(COMPOSE) --profile vps up -d --build
 
 demo: ## everything on one machine with a fake camera
 	scripts/demo.sh
 
 down: ## stop every profile's containers
-	$(COMPOSE) --profile home --profile vps --profile demo down
+	$(NOT_GRAFANA) $(NOT_AGENT) $(COMPOSE) --profile home --profile vps --profile demo down
 
 logs: ## follow logs
-	$(COMPOSE) --profile home --profile vps --profile demo logs -f --tail=100
+	$(NOT_GRAFANA) $(NOT_AGENT) $(COMPOSE) --profile home --profile vps --profile demo logs -f --tail=100
 
 ps: ## list containers
-	$(COMPOSE) --profile home --profile vps --profile demo ps
+	$(NOT_GRAFANA) $(NOT_AGENT) $(COMPOSE) --profile home --profile vps --profile demo ps
 
 clean: ## remove build output and reports
 	npm run clean; rm -rf $(REPORTS)

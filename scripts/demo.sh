@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `make demo`: the whole system on one machine. The fake camera stands in for the ESP32-CAM, the
+# tunnel-agent tunnels to the local tunnel-server over the `vps` network, the relay fetches through the
+# tunnel, Prometheus scrapes both sides and Grafana shows them.
+#
+#   - keys: generated into ./secrets by scripts/keys.sh when missing (kept for later runs);
+#   - SSH_HOST_KEY: always the pin of ./secrets/tunnel_host_key (the demo's own server), whatever .env says;
+#   - GRAFANA_ADMIN_PASSWORD: from the environment or .env, else generated once into
+#     ./secrets/grafana_admin_password (mode 600; the script prints where, never the password itself);
+#   - SSH is published on 127.0.0.1 only (SSH_BIND), 8080/8081 on all interfaces as in production.
+# Images: compose builds ours and pulls Prometheus/Grafana. On a machine without a registry run
+# scripts/base-images.sh first; then (or with CAMRELAY_NO_PULL=1) nothing is pulled, and a Grafana image
+# that is not present is left out, with a message.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'demo: %s\n' "$*" >&2; }
+if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi
+docker info >/dev/null 2>&1 || { log "no Docker engine answers (start it, or scripts/ensure-dockerd.sh)"; exit 1; }
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-camrelay}
+
+if [[ ! -f secrets/tunnel_client_key || ! -f secrets/tunnel_host_key || ! -f secrets/tunnel_authorized_keys ]]; then
+  log "no tunnel keys in ./secrets yet: running scripts/keys.sh"
+  scripts/keys.sh >/dev/null
+fi
+SSH_HOST_KEY=$(ssh-keygen -l -E sha256 -f secrets/tunnel_host_key.pub | awk '{print $2}')
+export SSH_HOST_KEY
+
+env_file_value() { [[ -f .env ]] && sed -n "s/^[[:space:]]*$1=\(.*\)$/\1/p" .env | tail -1; return 0; }
+if [[ -z ${GRAFANA_ADMIN_PASSWORD:-} && -z $(env_file_value GRAFANA_ADMIN_PASSWORD) ]]; then
+  pw_file=secrets/grafana_admin_password
+  if [[ ! -s $pw_file ]]; then
+    (umask 077 && od -An -N12 -tx1 /dev/urandom | tr -d ' \n' >"$pw_file")
+    log "generated a Grafana admin password into $pw_file"
+  fi
+  GRAFANA_ADMIN_PASSWORD=$(cat "$pw_file")
+  export GRAFANA_ADMIN_PASSWORD
+  pw_hint="the password in $pw_file"
+else
+  pw_hint="GRAFANA_ADMIN_PASSWORD from your environment / .env"
+fi
+export SSH_BIND=${SSH_BIND:-127.0.0.1}
+
+no_pull=${CAMRELAY_NO_PULL:-0}
+if [[ $(docker image inspect -f '{{index .Config.Labels "org.camrelay.standin"}}' node:20-bookworm-slim 2>/dev/null) == true ]]; then
+  no_pull=1 # base images are local stand-ins: this machine has no registry
+fi
+services=(tunnel-server relay prometheus grafana fake-camera tunnel-agent-demo)
+grafana_image=$("${COMPOSE[@]}" --profile demo config 2>/dev/null | sed -n 's/^[[:space:]]*image:[[:space:]]*\(grafana\/grafana:.*\)$/\1/p' | head -1)
+if ! docker image inspect "$grafana_image" >/dev/null 2>&1; then
+  if [[ $no_pull == 1 ]] || ! docker pull -q "$grafana_image" >/dev/null 2>&1; then
+    services=(tunnel-server relay prometheus fake-camera tunnel-agent-demo)
+    log "WITHOUT GRAFANA: image $grafana_image is not available (no registry). Everything else runs."
+  fi
+fi
+
+log "building and starting: ${services[*]}"
+"${COMPOSE[@]}" --profile demo up -d --build "${services[@]}"
+
+http_port=${RELAY_HTTP_PORT:-$(env_file_value RELAY_HTTP_PORT)}; http_port=${http_port:-8081}
+raw_port=${RELAY_RAW_PORT:-$(env_file_value RELAY_RAW_PORT)}; raw_port=${raw_port:-8080}
+grafana_port=${GRAFANA_PORT:-$(env_file_value GRAFANA_PORT)}; grafana_port=${grafana_port:-3000}
+for _ in $(seq 1 60); do
+  if node -e "fetch('http://127.0.0.1:$http_port/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 1
+done
+if [[ -z ${ready:-} ]]; then
+  log "the relay is not ready after 60 s; see: make logs"
+  exit 1
+fi
+cat <<EOF
+
+camrelay demo is up (fake camera -> tunnel-agent -> ssh -R -> tunnel-server -> relay):
+  one frame        nc localhost $raw_port > frame.jpg
+  viewer           http://localhost:$http_port/
+  snapshot, MJPEG  http://localhost:$http_port/snapshot.jpg   http://localhost:$http_port/stream.mjpg
+EOF
+if [[ " ${services[*]} " == *" grafana "* ]]; then
+  echo "  Grafana          http://127.0.0.1:$grafana_port/  (user admin, $pw_hint)"
+else
+  echo "  Grafana          not started: image $grafana_image is not available on this machine"
+fi
+cat <<EOF
+  logs / status    make logs    make ps        stop: make down
+EOF
