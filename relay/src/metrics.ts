@@ -48,7 +48,7 @@ export class RelayMetrics {
 
   constructor(opts: RelayMetricsOptions) {
     const r = this.registry;
-    if (opts.withDefaults !== false) collectDefaultMetrics({ register: r, prefix: 'relay_process_' });
+    if (opts.withDefaults !== false) collectDefaultMetrics({ register: r, prefix: 'relay_' });
     this.cameraUp = new Gauge({ name: 'relay_camera_up', help: '1 when the last fetch from the camera succeeded', registers: [r] });
     this.frames = new Counter({ name: 'relay_frames_total', help: 'Whole JPEG frames received from the camera and published', registers: [r] });
     this.fetchErrors = new Counter({ name: 'relay_fetch_errors_total', help: 'Failed fetches from the camera by reason', labelNames: ['reason'], registers: [r] });

@@ -52,7 +52,7 @@ export class AgentMetrics {
   constructor(opts: AgentMetricsOptions) {
     const r = this.registry;
     const p = 'tunnel_agent_';
-    if (opts.withDefaults !== false) collectDefaultMetrics({ register: r, prefix: `${p}process_` });
+    if (opts.withDefaults !== false) collectDefaultMetrics({ register: r, prefix: p });
     this.up = new Gauge({ name: `${p}up`, help: '1 when the SSH session is up and every forward is bound', registers: [r] });
     this.connectAttempts = new Counter({
       name: `${p}connect_attempts_total`, help: 'Connection attempts to the SSH server by result (unreachable = cheap TCP probe failed)',

@@ -179,7 +179,7 @@ describe('/metrics after a known sequence', () => {
       'relay_camera_up', 'relay_frames_total', 'relay_fetch_errors_total', 'relay_fetch_duration_seconds_bucket', 'relay_frame_bytes_bucket',
       'relay_frame_age_seconds', 'relay_clients', 'relay_client_connections_total', 'relay_frames_served_total', 'relay_bytes_sent_total',
       'relay_frames_dropped_total', 'relay_clients_rejected_total', 'relay_delivery_latency_seconds_bucket', 'relay_archive_snapshots_total',
-      'relay_archive_errors_total', 'relay_build_info', 'relay_stale_frames_discarded_total', 'relay_target_fps', 'relay_process_process_resident_memory_bytes',
+      'relay_archive_errors_total', 'relay_build_info', 'relay_stale_frames_discarded_total', 'relay_target_fps', 'relay_process_resident_memory_bytes',
     ]) {
       expect(text).toMatch(new RegExp(`^${name}[{ ]`, 'm'));
     }
