@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make bench` (after `make build`): installs what the benchmarks need when missing (Debian
+# openssh-server/-client, autossh, gcc), compiles the C load generator, runs every suite on loopback
+# and writes BENCHMARKS.md. Whole run: about 8-9 minutes (the 3 + 30 + 120 s sshd outages are most
+# of it); BENCH_QUICK=1 for a ~2-minute smoke run. See the README section "Benchmarks".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in sshd:openssh-server ssh:openssh-client autossh:autossh gcc:gcc; do
+  bin=${pair%%:*} pkg=${pair#*:}
+  [ "$bin" = sshd ] && bin=/usr/sbin/sshd
+  command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bench: installing ${need[*]}" >&2
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" libc6-dev >/dev/null
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "bench: the tunnel benchmarks start a real sshd as a dedicated user and need root (run: sudo make bench)" >&2
+  exit 1
+fi
+
+mkdir -p bench/build
+gcc -O2 -Wall -Wextra -Werror -o bench/build/loadgen bench/loadgen.c
+
+# Hundreds of viewers plus their relay-side sockets: lift the open-file limit for this run.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+exec node -r ./bench/register.js bench/src/run.ts

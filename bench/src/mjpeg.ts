@@ -1,0 +1,135 @@
+/**
+ * Item 2: MJPEG viewers. How many concurrent /stream.mjpg viewers the relay sustains with a 20 fps
+ * camera while p99 delivery latency (frame made by the camera → frame fully received by the viewer,
+ * which includes the camera→relay transfer, so it over-states the relay's share) stays under 100 ms.
+ * Then memory: relay RSS per connected viewer, and with 10 % of viewers not reading.
+ */
+import { FakeCameraProc, loadgen, LoadResult, median, RelayProc, rssKb, sleep, startFakeCamera, startRelay, stop, cpuSeconds } from './procs';
+
+export interface MjpegStep {
+  viewers: number;
+  /** frames per second per reading viewer (camera makes ~20) */
+  fpsPerViewer: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  viewersWithFrames: number;
+  disconnects: number;
+  errors: number;
+  relayCpu: number;
+  cameraFps: number;
+  ok: boolean;
+}
+
+export interface MemoryResult {
+  viewers: number;
+  baselineKb: number;
+  /** RSS with every viewer reading */
+  readingKb: number;
+  perViewerKb: number;
+  /** RSS with 10 % of viewers never reading, early and late in the run */
+  stalledEarlyKb: number;
+  stalledLateKb: number;
+  perViewerStalledKb: number;
+  stalledDisconnects: number;
+}
+
+export interface MjpegResult {
+  cameraFps: number;
+  steps: MjpegStep[];
+  maxViewers: number;
+  memory: MemoryResult;
+}
+
+export interface MjpegOptions {
+  steps: number[];
+  durationS: number;
+  memoryViewers: number;
+  log: (s: string) => void;
+}
+
+const P99_TARGET_MS = 100;
+
+async function viewerRun(relay: RelayProc, cam: FakeCameraProc, viewers: number, durationS: number, warmupS: number, stall = 0): Promise<{ r: LoadResult; cpu: number; camFps: number; rss: number[] }> {
+  const f0 = (await cam.stats()).framesSent;
+  const cpu0 = cpuSeconds(relay.pid);
+  const t0 = Date.now();
+  const rss: number[] = [];
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      await sleep(250);
+      if (running) rss.push(rssKb(relay.pid));
+    }
+  })();
+  const r = await loadgen({ mode: 'mjpeg', port: relay.httpPort, conns: viewers, durationS, warmupS, path: '/stream.mjpg', stall });
+  running = false;
+  await sampler;
+  const secs = (Date.now() - t0) / 1000;
+  return { r, cpu: (cpuSeconds(relay.pid) - cpu0) / secs, camFps: ((await cam.stats()).framesSent - f0) / secs, rss };
+}
+
+export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
+  let cam: FakeCameraProc | undefined;
+  let relay: RelayProc | undefined;
+  try {
+    // 20 fps camera: 50 ms capture per frame (the camera is serial, so this is its frame period)
+    cam = await startFakeCamera(['--capture-ms', '48']);
+    relay = await startRelay(cam.port, { MAX_FPS: '20' }, 'relay-mjpeg');
+    const steps: MjpegStep[] = [];
+    let cameraFps = NaN;
+    for (const viewers of o.steps) {
+      const { r, cpu, camFps } = await viewerRun(relay, cam, viewers, o.durationS, 2);
+      cameraFps = camFps;
+      const fpsPerViewer = r.frames / r.duration_s / Math.max(1, r.reading);
+      const ok = r.p99_ms >= 0 && r.p99_ms < P99_TARGET_MS && r.viewers_with_frames >= viewers * 0.99 && r.disconnects === 0;
+      steps.push({
+        viewers,
+        fpsPerViewer,
+        p50Ms: r.p50_ms,
+        p99Ms: r.p99_ms,
+        maxMs: r.max_ms,
+        viewersWithFrames: r.viewers_with_frames,
+        disconnects: r.disconnects,
+        errors: r.errors + r.http_errors,
+        relayCpu: cpu,
+        cameraFps: camFps,
+        ok,
+      });
+      o.log(`mjpeg ${viewers} viewers: ${fpsPerViewer.toFixed(1)} fps/viewer (camera ${camFps.toFixed(1)}), p50 ${r.p50_ms.toFixed(1)} ms, p99 ${r.p99_ms.toFixed(1)} ms, relay CPU ${cpu.toFixed(2)} ${ok ? 'OK' : 'MISSED'}`);
+      if (!ok) break;
+    }
+    const passing = steps.filter((s) => s.ok);
+    const maxViewers = passing.length ? Math.max(...passing.map((s) => s.viewers)) : 0;
+
+    // Memory: a fresh relay so earlier runs' garbage does not count.
+    await stop(relay);
+    relay = await startRelay(cam.port, { MAX_FPS: '20' }, 'relay-mjpeg-memory');
+    await sleep(1500);
+    const baselineKb = median([rssKb(relay.pid), (await sleep(200), rssKb(relay.pid)), (await sleep(200), rssKb(relay.pid))]);
+    const n = o.memoryViewers;
+    const reading = await viewerRun(relay, cam, n, 6, 2);
+    const readingKb = median(reading.rss.slice(Math.floor(reading.rss.length / 2)));
+    const stalled = await viewerRun(relay, cam, n, 10, 2, 0.1);
+    const quarter = Math.max(1, Math.floor(stalled.rss.length / 4));
+    const stalledEarlyKb = median(stalled.rss.slice(quarter, 2 * quarter));
+    const stalledLateKb = median(stalled.rss.slice(-quarter));
+    const memory: MemoryResult = {
+      viewers: n,
+      baselineKb,
+      readingKb,
+      perViewerKb: (readingKb - baselineKb) / n,
+      stalledEarlyKb,
+      stalledLateKb,
+      perViewerStalledKb: (stalledLateKb - baselineKb) / n,
+      stalledDisconnects: stalled.r.disconnects,
+    };
+    o.log(
+      `mjpeg memory: baseline ${baselineKb} KiB, ${n} viewers ${readingKb} KiB (${memory.perViewerKb.toFixed(1)} KiB/viewer); ` +
+        `10% not reading: ${stalledEarlyKb} -> ${stalledLateKb} KiB (${memory.perViewerStalledKb.toFixed(1)} KiB/viewer)`,
+    );
+    return { cameraFps, steps, maxViewers, memory };
+  } finally {
+    await Promise.all([stop(relay), stop(cam)]);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * `make bench` entry point (via bench/run.sh): runs every benchmark suite in one go on this machine,
+ * prints a summary table and writes BENCHMARKS.md (plus bench/results/latest.json).
+ *
+ * Environment:
+ *   BENCH_QUICK=1        short runs and only the 3 s outage (a smoke test of the harness, ~2 min)
+ *   BENCH_ONLY=a,b       run only some suites: fanout, mjpeg, tunnel
+ *   BENCH_CPU_PROF=1     run the relay and the reference server under --cpu-prof
+ *                        (profiles in bench/results/profiles/, open them in Chrome DevTools or speedscope)
+ *   BENCH_OUTPUT=path    where to write the report (default BENCHMARKS.md at the repo root)
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { killAllChildren, ROOT } from '../../test-support';
+import { FanoutResult, runFanout } from './fanout';
+import { MjpegResult, runMjpeg } from './mjpeg';
+import { RESULTS_DIR } from './procs';
+import { renderReport, Results } from './report';
+import { runTunnel, TunnelResult } from './tunnel';
+
+const quick = process.env.BENCH_QUICK === '1';
+const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const want = (s: string) => only.length === 0 || only.includes(s);
+const started = Date.now();
+
+function log(s: string): void {
+  const t = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
+  process.stdout.write(`[bench ${t}s] ${s}\n`);
+}
+
+function gitCommit(): string {
+  try {
+    const sha = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${sha} (with uncommitted changes)` : sha;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(): Promise<number> {
+  const results: Results = {
+    startedAt: new Date().toISOString(),
+    command: quick ? 'BENCH_QUICK=1 make bench' : 'make bench',
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model ?? 'unknown',
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      kernel: os.release(),
+      loadAvgStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+      loadAvgEnd: [],
+    },
+    commit: gitCommit(),
+    quick,
+    errors: {},
+  };
+  const suite = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    if (!want(name)) return undefined;
+    log(`--- ${name}`);
+    try {
+      return await fn();
+    } catch (e) {
+      results.errors[name] = (e as Error).stack ?? String(e);
+      log(`${name} FAILED: ${(e as Error).message}`);
+      await killAllChildren();
+      return undefined;
+    }
+  };
+
+  results.fanout = await suite<FanoutResult>('fanout', () => runFanout({ clients: [1, 50, 200], reps: quick ? 1 : 3, durationS: quick ? 1.5 : 2.5, log }));
+  results.mjpeg = await suite<MjpegResult>('mjpeg', () =>
+    runMjpeg({ steps: quick ? [100, 500] : [100, 250, 500, 750, 1000, 1500], durationS: quick ? 3 : 4, memoryViewers: quick ? 300 : 1000, log }),
+  );
+  results.tunnel = await suite<TunnelResult>('tunnel', () =>
+    runTunnel({ inFlight: [1, 10, 50], reps: quick ? 1 : 3, durationS: quick ? 1.5 : 2.5, outagesS: quick ? [3] : [3, 30, 120], recoveryCapS: quick ? 30 : 75, blackhole: true, log }),
+  );
+  results.machine.loadAvgEnd = os.loadavg().map((x) => Number(x.toFixed(2)));
+  results.durationS = Math.round((Date.now() - started) / 1000);
+
+  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  fs.writeFileSync(path.join(RESULTS_DIR, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+  const findingsFile = path.join(ROOT, 'bench', 'findings.md');
+  const findings = fs.existsSync(findingsFile) ? fs.readFileSync(findingsFile, 'utf8') : '';
+  const { markdown, summary } = renderReport(results, findings);
+  const out = process.env.BENCH_OUTPUT ?? path.join(ROOT, 'BENCHMARKS.md');
+  fs.writeFileSync(out, markdown);
+  process.stdout.write(`\n${summary}\n\nWrote ${path.relative(process.cwd(), out) || out} and ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.json'))} in ${results.durationS} s.\n`);
+  return Object.keys(results.errors).length > 0 ? 1 : 0;
+}
+
+main()
+  .then(async (code) => {
+    await killAllChildren();
+    process.exit(code);
+  })
+  .catch(async (e) => {
+    process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+    await killAllChildren();
+    process.exit(1);
+  });
