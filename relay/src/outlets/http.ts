@@ -167,13 +167,19 @@ export class HttpOutlet implements Service {
     server.on('connection', (s: Socket) => this.onConnection(s));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.httpPort, this.opts.bindHost, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.opts.httpPort, this.opts.bindHost, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      // e.g. EADDRINUSE: leave the outlet startable again
+      this.server = undefined;
+      throw err;
+    }
     server.on('error', (err) => this.log.error({ err }, 'http outlet server error'));
     this.deps.store.on('frame', this.onFrame);
   }

@@ -82,13 +82,19 @@ export class RawOutlet implements Service {
     // still gets its frame; we end our side ourselves once the frame is written.
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.onConnection(s));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.rawPort, this.opts.bindHost, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.opts.rawPort, this.opts.bindHost, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      // e.g. EADDRINUSE: leave the outlet startable again
+      this.server = undefined;
+      throw err;
+    }
     server.on('error', (err) => this.log.error({ err }, 'raw outlet server error'));
   }
 

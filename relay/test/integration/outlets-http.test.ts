@@ -174,9 +174,11 @@ describe('HTTP outlet', () => {
     expect(r.headers.connection).toBe('close');
     expect((await request(`${rig.base}/healthz`)).status).toBe(200);
     expect(await rig.metric('relay_clients_rejected_total', { reason: 'max_clients' })).toBe(1);
-    holder.destroy();
-    await sleep(50);
+    // the raw client gets its frame and leaves: its slot is free again
+    holder.resume();
     rig.store.publish(fakeJpeg(1));
+    await closed(holder);
+    await waitFor(() => rig.limiter.connections === 0, 2000, 'slot released');
     expect((await request(`${rig.base}/snapshot.jpg`)).status).toBe(200);
   });
 
@@ -245,6 +247,18 @@ describe('HTTP outlet', () => {
     garbage.write('\x16\x03\x01 definitely not http\r\n\r\n');
     await closed(garbage);
     expect(Buffer.concat(g).toString()).toMatch(/^HTTP\/1\.1 400/);
+  });
+
+  test('a port in use fails start() with the error, and the outlet can start later', async () => {
+    rig = await startRig();
+    const { HttpOutlet } = await import('../../src/outlets');
+    const clash = new HttpOutlet(
+      { bindHost: '127.0.0.1', httpPort: rig.http.port, maxFrameAgeMs: 1000, waitTimeoutMs: 1000, writeTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 1000 },
+      { store: rig.store, metrics: rig.metrics, limiter: rig.limiter, log: (await import('@camrelay/common')).createLogger({ name: 't', level: 'silent' }), status: () => ({ cameraUp: true, mode: 'pull' }) },
+    );
+    await expect(clash.start()).rejects.toThrow(/EADDRINUSE/);
+    expect(clash.port).toBe(-1);
+    await clash.stop();
   });
 
   test('stop() answers waiting snapshot requests, closes the port and is idempotent', async () => {
