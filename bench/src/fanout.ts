@@ -17,6 +17,8 @@ export interface FanoutRow {
   cameraFetchesPerS: number;
   /** CPU seconds the server process used per second of run (1.0 = one core) */
   serverCpu: number;
+  /** server CPU time (user + system) per frame served, µs: less sensitive to a busy machine than frames/s */
+  cpuUsPerFrame: number;
   runs: number;
 }
 
@@ -56,6 +58,7 @@ function row(target: FanoutRow['target'], clients: number, ms: { r: LoadResult; 
     errors: ms.reduce((n, m) => n + m.r.errors + m.r.timeouts, 0),
     cameraFetchesPerS: median(ms.map((m) => m.camPerS)),
     serverCpu: median(ms.map((m) => m.cpu)),
+    cpuUsPerFrame: median(ms.map((m) => (m.cpu / m.r.fps) * 1e6)),
     runs: ms.length,
   };
 }

@@ -24,6 +24,10 @@ export interface MjpegStep {
 export interface MemoryResult {
   viewers: number;
   baselineKb: number;
+  /** RSS with every viewer connected while no frames flow (camera down) */
+  idleKb: number;
+  perIdleViewerKb: number;
+  idleHttpErrors: number;
   /** RSS with every viewer reading */
   readingKb: number;
   perViewerKb: number;
@@ -73,8 +77,8 @@ export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
   let cam: FakeCameraProc | undefined;
   let relay: RelayProc | undefined;
   try {
-    // 20 fps camera: 50 ms capture per frame (the camera is serial, so this is its frame period)
-    cam = await startFakeCamera(['--capture-ms', '48']);
+    // 20 fps: the camera could do 25 (40 ms capture), the relay paces it at MAX_FPS=20
+    cam = await startFakeCamera(['--capture-ms', '40']);
     relay = await startRelay(cam.port, { MAX_FPS: '20' }, 'relay-mjpeg');
     const steps: MjpegStep[] = [];
     let cameraFps = NaN;
@@ -106,8 +110,15 @@ export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
     await stop(relay);
     relay = await startRelay(cam.port, { MAX_FPS: '20' }, 'relay-mjpeg-memory');
     await sleep(1500);
-    const baselineKb = median([rssKb(relay.pid), (await sleep(200), rssKb(relay.pid)), (await sleep(200), rssKb(relay.pid))]);
     const n = o.memoryViewers;
+    // Idle viewers: connected to /stream.mjpg while the camera is down, so nothing flows.
+    await cam.setMode('refused');
+    await sleep(1500);
+    const baselineKb = median([rssKb(relay.pid), (await sleep(200), rssKb(relay.pid)), (await sleep(200), rssKb(relay.pid))]);
+    const idle = await viewerRun(relay, cam, n, 5, 1);
+    const idleKb = median(idle.rss.slice(Math.floor(idle.rss.length / 2)));
+    await cam.setMode('ok');
+    await sleep(1000);
     const reading = await viewerRun(relay, cam, n, 6, 2);
     const readingKb = median(reading.rss.slice(Math.floor(reading.rss.length / 2)));
     const stalled = await viewerRun(relay, cam, n, 10, 2, 0.1);
@@ -117,6 +128,9 @@ export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
     const memory: MemoryResult = {
       viewers: n,
       baselineKb,
+      idleKb,
+      perIdleViewerKb: (idleKb - baselineKb) / n,
+      idleHttpErrors: idle.r.http_errors + idle.r.errors,
       readingKb,
       perViewerKb: (readingKb - baselineKb) / n,
       stalledEarlyKb,
@@ -125,7 +139,8 @@ export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
       stalledDisconnects: stalled.r.disconnects,
     };
     o.log(
-      `mjpeg memory: baseline ${baselineKb} KiB, ${n} viewers ${readingKb} KiB (${memory.perViewerKb.toFixed(1)} KiB/viewer); ` +
+      `mjpeg memory: baseline ${baselineKb} KiB, ${n} idle viewers ${idleKb} KiB (${memory.perIdleViewerKb.toFixed(1)} KiB/viewer, ${memory.idleHttpErrors} errors), ` +
+        `reading ${readingKb} KiB (${memory.perViewerKb.toFixed(1)} KiB/viewer); ` +
         `10% not reading: ${stalledEarlyKb} -> ${stalledLateKb} KiB (${memory.perViewerStalledKb.toFixed(1)} KiB/viewer)`,
     );
     return { cameraFps, steps, maxViewers, memory };

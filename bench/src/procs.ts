@@ -17,7 +17,8 @@ export interface Proc {
   pid: number;
 }
 
-function nodeArgs(profileName: string | undefined): string[] {
+/** `--cpu-prof` flags for a Node child when BENCH_CPU_PROF=1 (profiles land in bench/results/profiles). */
+export function nodeArgs(profileName: string | undefined): string[] {
   if (!profileName || process.env.BENCH_CPU_PROF !== '1') return [];
   const dir = path.join(RESULTS_DIR, 'profiles');
   fs.mkdirSync(dir, { recursive: true });
@@ -28,6 +29,7 @@ export interface FakeCameraProc extends Proc {
   port: number;
   controlPort: number;
   stats(): Promise<{ connections: number; framesSent: number; faultsInjected: number; mode: string }>;
+  setMode(mode: string): Promise<void>;
 }
 
 export async function startFakeCamera(args: string[] = []): Promise<FakeCameraProc> {
@@ -42,6 +44,10 @@ export async function startFakeCamera(args: string[] = []): Promise<FakeCameraPr
     port: line.port as number,
     controlPort,
     stats: async () => (await (await fetch(`http://127.0.0.1:${controlPort}/stats`)).json()) as never,
+    setMode: async (mode) => {
+      const r = await fetch(`http://127.0.0.1:${controlPort}/mode?m=${mode}`, { method: 'POST' });
+      if (r.status !== 200) throw new Error(`fake camera refused mode ${mode}: ${r.status}`);
+    },
   };
 }
 

@@ -8,6 +8,8 @@
  *   BENCH_CPU_PROF=1     run the relay and the reference server under --cpu-prof
  *                        (profiles in bench/results/profiles/, open them in Chrome DevTools or speedscope)
  *   BENCH_OUTPUT=path    where to write the report (default BENCHMARKS.md at the repo root)
+ *   BENCH_REPORT_ONLY=1  run nothing: re-render the report from bench/results/latest.json and
+ *                        bench/findings.md (after editing the findings)
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,7 +42,20 @@ function gitCommit(): string {
   }
 }
 
+function writeReport(results: Results): void {
+  const findingsFile = path.join(ROOT, 'bench', 'findings.md');
+  const findings = fs.existsSync(findingsFile) ? fs.readFileSync(findingsFile, 'utf8') : '';
+  const { markdown, summary } = renderReport(results, findings);
+  const out = process.env.BENCH_OUTPUT ?? path.join(ROOT, 'BENCHMARKS.md');
+  fs.writeFileSync(out, markdown);
+  process.stdout.write(`\n${summary}\n\nWrote ${path.relative(process.cwd(), out) || out} (run took ${results.durationS ?? '?'} s).\n`);
+}
+
 async function main(): Promise<number> {
+  if (process.env.BENCH_REPORT_ONLY === '1') {
+    writeReport(JSON.parse(fs.readFileSync(path.join(RESULTS_DIR, 'latest.json'), 'utf8')) as Results);
+    return 0;
+  }
   const results: Results = {
     startedAt: new Date().toISOString(),
     command: quick ? 'BENCH_QUICK=1 make bench' : 'make bench',
@@ -82,12 +97,7 @@ async function main(): Promise<number> {
 
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
   fs.writeFileSync(path.join(RESULTS_DIR, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
-  const findingsFile = path.join(ROOT, 'bench', 'findings.md');
-  const findings = fs.existsSync(findingsFile) ? fs.readFileSync(findingsFile, 'utf8') : '';
-  const { markdown, summary } = renderReport(results, findings);
-  const out = process.env.BENCH_OUTPUT ?? path.join(ROOT, 'BENCHMARKS.md');
-  fs.writeFileSync(out, markdown);
-  process.stdout.write(`\n${summary}\n\nWrote ${path.relative(process.cwd(), out) || out} and ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.json'))} in ${results.durationS} s.\n`);
+  writeReport(results);
   return Object.keys(results.errors).length > 0 ? 1 : 0;
 }
 

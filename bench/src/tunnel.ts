@@ -17,7 +17,7 @@ import { checkJpeg } from '@camrelay/common';
 import { Child, rawFetch, ROOT, spawnChild } from '../../test-support';
 import { freePort, killAll as killAllSshd, Sshd, SSH_BIN, startSshd } from '../../test-support/sshd';
 import { BlackholeProxy } from './blackhole-proxy';
-import { cpuSeconds, loadgen, LoadResult, median, RefProc, sleep, startReference, stop } from './procs';
+import { cpuSeconds, loadgen, LoadResult, median, nodeArgs, RefProc, sleep, startReference, stop } from './procs';
 
 export const AUTOSSH_BIN = '/usr/bin/autossh';
 
@@ -83,8 +83,8 @@ function knownHosts(sshd: Sshd, ports: number[], dir: string): string {
   return file;
 }
 
-function startAgent(sshd: Sshd, sshPort: number, khFile: string, forwardPort: number, targetPort: number, env: Record<string, string> = {}): Client {
-  const child = spawnChild(process.execPath, [path.join(ROOT, 'tunnel-agent', 'dist', 'main.js')], {
+function startAgent(sshd: Sshd, sshPort: number, khFile: string, forwardPort: number, targetPort: number, env: Record<string, string> = {}, profileName?: string): Client {
+  const child = spawnChild(process.execPath, [...nodeArgs(profileName), path.join(ROOT, 'tunnel-agent', 'dist', 'main.js')], {
     env: {
       ...process.env,
       LOG_LEVEL: 'info',
@@ -193,7 +193,7 @@ export async function runTunnel(o: TunnelOptions): Promise<TunnelResult> {
     const kh = knownHosts(sshd, [sshd.port, pA.port, pB.port], sshd.dir);
 
     // ---- 3. throughput -------------------------------------------------------------------------
-    const agent = startAgent(sshd, sshd.port, kh, ports.agent, ref.port);
+    const agent = startAgent(sshd, sshd.port, kh, ports.agent, ref.port, {}, 'tunnel-agent-throughput');
     const ssh = startOpenssh(sshd, sshd.port, kh, ports.ssh, ref.port);
     clients.push(agent, ssh);
     await waitFlowing(agent, 'tunnel-agent');
