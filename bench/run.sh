@@ -6,22 +6,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" != 0 ]; then
+  echo "bench: run as root (sudo make bench): the tunnel benchmarks start a real sshd as a dedicated user, and missing tools are installed with apt-get" >&2
+  exit 1
+fi
 need=()
-for pair in sshd:openssh-server ssh:openssh-client autossh:autossh gcc:gcc; do
-  bin=${pair%%:*} pkg=${pair#*:}
-  [ "$bin" = sshd ] && bin=/usr/sbin/sshd
-  command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
+for pair in /usr/sbin/sshd:openssh-server ssh:openssh-client autossh:autossh gcc:gcc; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "bench: installing ${need[*]}" >&2
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq >/dev/null
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" libc6-dev >/dev/null
-fi
-if [ "$(id -u)" != 0 ]; then
-  echo "bench: the tunnel benchmarks start a real sshd as a dedicated user and need root (run: sudo make bench)" >&2
-  exit 1
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" libc6-dev >/dev/null
 fi
 
 mkdir -p bench/build
