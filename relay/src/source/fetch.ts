@@ -46,6 +46,16 @@ export function reasonOf(err: NodeJS.ErrnoException, connected: boolean): FetchE
 }
 
 /**
+ * A socket error as text WITHOUT the peer's address: Node's messages ("connect ECONNREFUSED
+ * 10.0.0.5:1234", "getaddrinfo ENOTFOUND cam.lan") name the camera or tunnel end, and the message
+ * ends up in /status.json on a public port. The log lines name host and port in fields of their own.
+ */
+export function describeSocketError(err: NodeJS.ErrnoException): string {
+  if (err.code) return err.syscall ? `${err.syscall} ${err.code}` : err.code;
+  return 'socket error';
+}
+
+/**
  * Reads one frame from `socket`. `connected` says whether the socket is already connected (push);
  * otherwise the connect timeout applies until 'connect'. Destroys the socket when done.
  */
@@ -101,7 +111,7 @@ export function readFrame(socket: net.Socket, limits: ReadLimits, connected: boo
       });
     }
     socket.on('data', onData);
-    socket.on('error', (err: NodeJS.ErrnoException) => fail(reasonOf(err, isConnected), err.message));
+    socket.on('error', (err: NodeJS.ErrnoException) => fail(reasonOf(err, isConnected), describeSocketError(err)));
     socket.on('end', () => {
       if (done) return;
       const buf = Buffer.concat(chunks, bytes);

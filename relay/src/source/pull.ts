@@ -12,7 +12,7 @@ import { Backoff, Clock, Logger, sleep, systemClock } from '@camrelay/common';
 import type { SourceConfig } from '../config';
 import type { FrameStore } from '../frame-store';
 import type { RelayMetrics } from '../metrics';
-import { defaultSocketFactory, FetchOutcome, readFrame, SocketFactory } from './fetch';
+import { defaultSocketFactory, describeSocketError, FetchOutcome, readFrame, SocketFactory } from './fetch';
 import { Source, SourceState, SourceStatus } from './source';
 
 export type PullSourceConfig = Pick<
@@ -149,7 +149,8 @@ export class PullSource implements Source {
     try {
       socket = this.connect({ host: c.host, port: c.port });
     } catch (err) {
-      return Promise.resolve({ ok: false, reason: 'other', message: (err as Error).message, ms: 0, bytes: 0 });
+      // keep the address out of the message (it reaches /status.json); the down log names host/port
+      return Promise.resolve({ ok: false, reason: 'other', message: describeSocketError(err as NodeJS.ErrnoException), ms: 0, bytes: 0 });
     }
     return readFrame(
       socket,

@@ -46,6 +46,25 @@ describe('Relay (in-process)', () => {
     expect(refused.error).toBeDefined();
   });
 
+  test('/status.json says why the camera is down without naming its (internal) address', async () => {
+    const { log } = captureLog();
+    const camPort = await closedPort();
+    const relay = new Relay({ config: config({ CAMERA_HOST: '127.0.0.1', CAMERA_PORT: String(camPort), RETRY_MAX_MS: '500' }), log, metricsWithDefaults: false });
+    const ports = await relay.start();
+    try {
+      await until(() => relay.status().source.lastError !== null, 5000, 'a failed fetch');
+      const text = await (await fetch(`http://127.0.0.1:${ports.httpPort}/status.json`)).text();
+      const status = JSON.parse(text) as Record<string, unknown>;
+      expect(status.cameraUp).toBe(false);
+      expect(status.lastErrorReason).toBe('refused');
+      expect(status.lastError).toMatch(/^refused: connect ECONNREFUSED$/);
+      expect(text).not.toContain('127.0.0.1');
+      expect(text).not.toContain(String(camPort));
+    } finally {
+      await relay.stop();
+    }
+  });
+
   test('a port in use fails start() and leaves nothing listening', async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
