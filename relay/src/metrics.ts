@@ -40,6 +40,7 @@ export class RelayMetrics {
   readonly deliveryLatency: Histogram<'protocol'>;
   readonly staleFramesDiscarded: Counter;
   readonly fetchRate: Gauge;
+  readonly sourcePaused: Gauge;
   readonly archiveSnapshots: Counter;
   readonly archiveErrors: Counter<'reason'>;
   readonly archivePruned: Counter;
@@ -85,7 +86,13 @@ export class RelayMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [r],
     });
     this.staleFramesDiscarded = new Counter({ name: 'relay_stale_frames_discarded_total', help: 'First frames after an idle gap, discarded because the camera may have buffered them', registers: [r] });
-    this.fetchRate = new Gauge({ name: 'relay_target_fps', help: 'Fetch rate the source currently aims for (MAX_FPS while watched, IDLE_FPS otherwise; 0 = unlimited)', registers: [r] });
+    this.fetchRate = new Gauge({ name: 'relay_target_fps', help: 'Fetch rate the source currently aims for (MAX_FPS while watched, IDLE_FPS otherwise); 0 = unlimited, or paused when relay_source_paused is 1', registers: [r] });
+    this.sourcePaused = new Gauge({
+      name: 'relay_source_paused',
+      help: '1 while a pull relay fetches nothing on purpose (IDLE_FPS=0 and nobody wants frames), else 0 (push: always 0); tells that relay_target_fps 0 from "unlimited"',
+      registers: [r],
+    });
+    this.sourcePaused.set(0);
     this.archiveSnapshots = new Counter({ name: 'relay_archive_snapshots_total', help: 'Snapshots written to SNAPSHOT_DIR', registers: [r] });
     this.archiveErrors = new Counter({ name: 'relay_archive_errors_total', help: 'Snapshot failures by reason', labelNames: ['reason'], registers: [r] });
     for (const reason of ['no_frame', 'write', 'prune']) this.archiveErrors.inc({ reason }, 0);

@@ -82,8 +82,11 @@ export class PullSource implements Source {
 
   /** frames/s aimed for now: MAX_FPS while watched, IDLE_FPS otherwise (0 = unlimited resp. paused) */
   private updateTarget(): number {
-    this.target = this.opts.store.demand > 0 ? this.opts.config.maxFps : this.opts.config.idleFps;
+    const watched = this.opts.store.demand > 0;
+    this.target = watched ? this.opts.config.maxFps : this.opts.config.idleFps;
     this.opts.metrics.fetchRate.set(this.target);
+    // relay_target_fps 0 means "unlimited" while watched and "paused" while idle: say which
+    this.opts.metrics.sourcePaused.set(!watched && this.opts.config.idleFps === 0 ? 1 : 0);
     return this.target;
   }
 

@@ -48,6 +48,7 @@ export class PushSource implements Source {
     if (this.server) return;
     this.abort = new AbortController();
     this.opts.metrics.fetchRate.set(0);
+    this.opts.metrics.sourcePaused.set(0);
     const server = net.createServer({ noDelay: true }, (s) => this.accept(s));
     this.server = server;
     await new Promise<void>((resolve, reject) => {

@@ -137,6 +137,7 @@ describe('/metrics after a known sequence', () => {
     expect(await m('relay_camera_up')).toBe(0);
     expect(await m('relay_frame_age_seconds')).toBe(Infinity);
     expect(await m('relay_target_fps')).toBe(0);
+    expect(await m('relay_source_paused')).toBe(1); // IDLE_FPS=0, nobody watching: 0 fps on purpose
     expect(await m('relay_build_info', { mode: 'pull' })).toBe(1);
 
     let bytes = 0;
@@ -165,6 +166,8 @@ describe('/metrics after a known sequence', () => {
     await cam.setMode('refused');
     const waiting = [rawFetch(relay.clientPort), rawFetch(relay.clientPort)];
     await waitFor(async () => (await m('relay_clients', { protocol: 'raw' })) === 2, 5000, 'two waiting');
+    expect(await m('relay_source_paused')).toBe(0);
+    expect(await m('relay_target_fps')).toBe(25);
     const refused = await rawFetch(relay.clientPort);
     expect(refused.data.length).toBe(0);
     const w = await Promise.all(waiting);
@@ -179,7 +182,7 @@ describe('/metrics after a known sequence', () => {
       'relay_camera_up', 'relay_frames_total', 'relay_fetch_errors_total', 'relay_fetch_duration_seconds_bucket', 'relay_frame_bytes_bucket',
       'relay_frame_age_seconds', 'relay_clients', 'relay_client_connections_total', 'relay_frames_served_total', 'relay_bytes_sent_total',
       'relay_frames_dropped_total', 'relay_clients_rejected_total', 'relay_delivery_latency_seconds_bucket', 'relay_archive_snapshots_total',
-      'relay_archive_errors_total', 'relay_build_info', 'relay_stale_frames_discarded_total', 'relay_target_fps', 'relay_process_resident_memory_bytes',
+      'relay_archive_errors_total', 'relay_build_info', 'relay_stale_frames_discarded_total', 'relay_target_fps', 'relay_source_paused', 'relay_process_resident_memory_bytes',
     ]) {
       expect(text).toMatch(new RegExp(`^${name}[{ ]`, 'm'));
     }

@@ -240,14 +240,21 @@ describe('PullSource with an injected clock', () => {
 
   test('IDLE_FPS=0 does not fetch while nobody watches', async () => {
     const clock = new ManualClock();
-    const { source, store } = make({ idleFps: 0, maxFps: 10 }, { clock });
+    const { source, store, metrics } = make({ idleFps: 0, maxFps: 10 }, { clock });
     await source.start();
     clock.advance(60_000);
     await settle(100);
     expect(cam.connections).toBe(0);
+    // target 0 while idle means paused, not unlimited: the paused gauge tells them apart
+    expect(await metricValue(metrics.fetchRate)).toBe(0);
+    expect(await metricValue(metrics.sourcePaused)).toBe(1);
     const frame = store.next(0, 5000);
+    expect(await metricValue(metrics.sourcePaused)).toBe(0);
+    expect(await metricValue(metrics.fetchRate)).toBe(10);
     await expect(frame).resolves.toBeDefined();
     expect(cam.connections).toBe(1);
+    await settle();
+    expect(await metricValue(metrics.sourcePaused)).toBe(1);
   });
 
   test('discards the first frame after an idle gap longer than STALE_AFTER_IDLE_MS', async () => {
