@@ -120,9 +120,20 @@ export function parseForwards(value: string, name = 'TUNNEL_FORWARDS'): ForwardS
   return out;
 }
 
+/**
+ * A *_FILE variable set to the secret itself (the key pasted into the env instead of its path) must
+ * not be echoed back in the error: that would print the private key to the log.
+ */
+function looksLikeSecret(value: string): boolean {
+  return /PRIVATE KEY|PuTTY-User-Key-File|[\r\n]/.test(value) || value.length > 1024;
+}
+
 function readFile(env: Env, name: string, what: string): { path: string; data: Buffer } {
   const p = readOptionalString(env, name);
   if (p === undefined) throw new ConfigError(name, '', `the path of ${what}`);
+  if (looksLikeSecret(p)) {
+    throw new ConfigError(name, '<redacted: this looks like the secret itself, not a path>', `the PATH of a file holding ${what} (write the secret to a file, chmod 600, and set ${name} to its path)`);
+  }
   try {
     return { path: p, data: fs.readFileSync(p) };
   } catch (e) {

@@ -128,6 +128,21 @@ describe('loadConfig', () => {
     expect(configError({ ...base(), SSH_PRIVATE_KEY_FILE: path.join(dir, 'missing') }).message).toMatch(/ENOENT/);
   });
 
+  test('the key (or passphrase) pasted into a *_FILE variable is refused without echoing it', () => {
+    for (const [name, secret] of [
+      ['SSH_PRIVATE_KEY_FILE', privateKeyText],
+      ['SSH_PRIVATE_KEY_FILE', privateKeyText.replace(/\n/g, ' ')],
+      ['SSH_PRIVATE_KEY_PASSPHRASE_FILE', `sesame\nsecond-line`],
+    ] as const) {
+      const e = configError({ ...base(), [name]: secret });
+      expect(e.variable).toBe(name);
+      expect(e.message).toMatch(/redacted.*PATH of a file/);
+      const body = secret.split(/[\n ]/).filter((l) => l.length > 20 && !l.startsWith('-----'));
+      for (const l of body) expect(e.message).not.toContain(l);
+      expect(e.message).not.toContain('second-line');
+    }
+  });
+
   test('warns when the key file is readable by group or others', () => {
     const loose = path.join(dir, 'loose');
     fs.writeFileSync(loose, privateKeyText);
