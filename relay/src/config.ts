@@ -110,7 +110,7 @@ export const VARS: readonly VarDoc[] = [
   { name: 'HTTP_PORT', def: '8081', doc: 'HTTP outlet: / viewer, /snapshot.jpg, /stream.mjpg, /healthz, /readyz, /status.json' },
   { name: 'METRICS_HOST', def: '0.0.0.0', doc: 'listen address of /metrics, /healthz, /readyz (keep it internal)' },
   { name: 'METRICS_PORT', def: '9100', doc: 'Prometheus /metrics port' },
-  { name: 'MAX_FRAME_AGE_MS', def: '1000', doc: 'a client gets the latest frame when it is at most this old, else waits for the next' },
+  { name: 'MAX_FRAME_AGE_MS', def: '1000', doc: 'a client gets the latest frame when it is at most this old, else waits for the next; 0 = every client waits for a frame fetched after it connected (clients waiting together share one fetch)' },
   { name: 'CLIENT_WAIT_TIMEOUT_MS', def: '5000', doc: 'how long a client waits for a fresh frame before the connection is closed' },
   { name: 'MAX_CLIENTS', def: '1000', doc: 'clients across all outlets; over it raw TCP closes at once, HTTP answers 503' },
   { name: 'MAX_CLIENTS_PER_IP', def: '50', doc: 'clients per source address across all outlets' },

@@ -46,9 +46,13 @@ export class FrameStore extends EventEmitter<FrameStoreEvents> {
     return this.current ? this.now() - this.current.capturedAt : Infinity;
   }
 
-  /** The latest frame when it is at most maxAgeMs old. */
+  /**
+   * The latest frame when it is at most maxAgeMs old. maxAgeMs 0 (MAX_FRAME_AGE_MS=0) means "never
+   * an existing frame": the caller waits for the next one, even if the latest was captured this very
+   * millisecond (otherwise a client arriving in the publish millisecond would get an old fetch).
+   */
   fresh(maxAgeMs: number): Frame | undefined {
-    return this.current && this.ageMs() <= maxAgeMs ? this.current : undefined;
+    return this.current && maxAgeMs > 0 && this.ageMs() <= maxAgeMs ? this.current : undefined;
   }
 
   /** Clients currently wanting frames: stream watchers plus clients waiting in next(). */

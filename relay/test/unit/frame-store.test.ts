@@ -30,6 +30,11 @@ describe('FrameStore', () => {
     expect(s.fresh(1000)).toBe(f);
     now = 1001;
     expect(s.fresh(1000)).toBeUndefined();
+    // MAX_FRAME_AGE_MS=0: never an existing frame, not even one from this very millisecond
+    const g = s.publish(jpeg(2));
+    expect(s.ageMs()).toBe(0);
+    expect(s.fresh(1)).toBe(g);
+    expect(s.fresh(0)).toBeUndefined();
   });
 
   test('waiters get the next frame, all of them the very same one', async () => {
