@@ -60,6 +60,31 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-agent through a real sshd:
     expect(ended).toBe(1);
   });
 
+  test('a long outage (sshd gone 12 s, far past the first backoff steps): still back within ~1 s of sshd listening', async () => {
+    const sshd = await startSshd();
+    // Production reconnect timings: were refused connects treated like failures that reach the server,
+    // the wait after 12 s of them would be a random draw up to 16 s, not one probe interval.
+    const env = agentEnv(sshd, camera.port, { RECONNECT_MIN_S: '1', RECONNECT_MAX_S: '60', UNREACHABLE_PROBE_MS: '500', LOG_LEVEL: 'info' });
+    agent = await startAgent(env, sshd.permitListenPorts[0]);
+    await agent.waitReady();
+    await sshd.kill();
+    await agent.child.waitForLog((l) => l.msg === 'SSH server unreachable; probing until it answers', 10_000);
+    const logsAtOutage = agent.child.logs().length;
+    await new Promise((r) => setTimeout(r, 12_000));
+    expect(agent.child.proc.exitCode).toBeNull();
+    expect(await agent.ready()).toBe(false);
+    expect(await agent.metric('tunnel_agent_backoff_seconds')).toBeLessThanOrEqual(0.5);
+    // 12 s at one probe per 0.5 s (plus connect time): many cheap probes, no backoff growth, one log line.
+    expect(await agent.metric('tunnel_agent_connect_attempts_total', { result: 'unreachable' })).toBeGreaterThanOrEqual(12);
+    expect(agent.child.logs().slice(logsAtOutage).filter((l) => /backing off|unreachable/.test(String(l.msg)))).toHaveLength(0);
+    await sshd.restart();
+    const t0 = Date.now();
+    await agent.waitReady(20_000);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await frameFlows(agent);
+    expect(await agent.metric('tunnel_agent_reconnects_total')).toBe(1);
+  });
+
   test('dead link: keepalive detects it within interval x (count+1); the old session holds the port, bind retried until sshd reaps it', async () => {
     // sshd reaps a silent client after 1 s x 2; the agent declares the link dead after 0.5 s x 3.
     const sshd = await startSshd({ clientAliveIntervalS: 1, clientAliveCountMax: 2 });
