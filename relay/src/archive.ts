@@ -125,6 +125,9 @@ export class Archive implements Service {
       const err = e as NodeJS.ErrnoException;
       this.opts.metrics.archiveErrors.inc({ reason: 'write' });
       this.limited.warn(this.opts.log, `write_${err.code ?? 'other'}`, { dir, code: err.code, error: err.message }, 'archive: cannot write snapshot');
+      // Retention runs anyway: on a full disk (ENOSPC) only pruning by age can make room again, and
+      // it must not wait for a successful write that the full disk prevents.
+      await this.prune();
       return { skipped: 'write', error: err.code ?? err.message };
     }
     this.lastSavedSeq = frame.seq;

@@ -119,6 +119,23 @@ describe('Archive', () => {
     expect(fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
   });
 
+  test('retention by age still runs when the write fails (a full disk must be able to free itself)', async () => {
+    const now = Date.UTC(2026, 5, 1, 12);
+    fs.writeFileSync(path.join(dir, snapshotName(now - 3 * 3_600_000)), jpeg(0));
+    fs.writeFileSync(path.join(dir, snapshotName(now - 0.5 * 3_600_000)), jpeg(0));
+    const { store, metrics, archive } = make({ maxAgeHours: 1 }, () => now);
+    const f = store.publish(jpeg(1));
+    // the final names are taken by directories: the write fails like it would on ENOSPC
+    fs.mkdirSync(path.join(dir, snapshotName(f.capturedAt)));
+    for (let i = 1; i < 100; i++) fs.mkdirSync(path.join(dir, snapshotName(f.capturedAt).replace('.jpg', `-${i}.jpg`)));
+    const r = await archive.snapshot();
+    expect(r).toMatchObject({ skipped: 'write' });
+    expect(await metricValue(metrics.archiveErrors, { reason: 'write' })).toBe(1);
+    expect(await metricValue(metrics.archivePruned)).toBe(1);
+    expect(fs.existsSync(path.join(dir, snapshotName(now - 3 * 3_600_000)))).toBe(false);
+    expect(fs.existsSync(path.join(dir, snapshotName(now - 0.5 * 3_600_000)))).toBe(true);
+  });
+
   test('runs on its cron schedule, removes leftover temp files at start, stops cleanly', async () => {
     fs.writeFileSync(path.join(dir, '.tmp-999-1-x.jpg'), 'half');
     const { store, metrics, archive } = make({ cron: '* * * * * *', keep: 2 });
