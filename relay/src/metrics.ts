@@ -11,8 +11,8 @@ export type FetchErrorReason =
 export const FETCH_ERROR_REASONS: readonly FetchErrorReason[] = [
   'refused', 'connect_timeout', 'idle_timeout', 'deadline', 'reset', 'empty', 'not_jpeg', 'truncated', 'too_large', 'other',
 ];
-export type RejectReason = 'max_clients' | 'max_clients_per_ip' | 'not_allowed' | 'unauthorized' | 'push_not_allowed';
-export const REJECT_REASONS: readonly RejectReason[] = ['max_clients', 'max_clients_per_ip', 'not_allowed', 'unauthorized', 'push_not_allowed'];
+export type RejectReason = 'max_clients' | 'max_clients_per_ip' | 'not_allowed' | 'unauthorized' | 'push_not_allowed' | 'push_busy';
+export const REJECT_REASONS: readonly RejectReason[] = ['max_clients', 'max_clients_per_ip', 'not_allowed', 'unauthorized', 'push_not_allowed', 'push_busy'];
 
 export interface RelayMetricsOptions {
   version: string;

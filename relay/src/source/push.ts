@@ -86,6 +86,7 @@ export class PushSource implements Source {
       return;
     }
     if (this.sockets.size >= this.opts.ingest.maxConnections) {
+      this.opts.metrics.clientsRejected.inc({ reason: 'push_busy' });
       this.limited.warn(this.opts.log, 'ingest_busy', { limit: this.opts.ingest.maxConnections }, 'too many concurrent push connections; closing the newest');
       socket.destroy();
       return;

@@ -75,6 +75,20 @@ describe('PushSource', () => {
     expect(store.latest).toBeUndefined();
   });
 
+  test('over INGEST_MAX_CONNECTIONS a push is closed at once and counted; the slot frees when a push ends', async () => {
+    const { store, metrics, source, lines } = make([], { maxConnections: 2 });
+    await source.start();
+    const held = [push(source.port, jpeg(1).subarray(0, 6), false), push(source.port, jpeg(2).subarray(0, 6), false)];
+    await until(() => source.status().fetches === 2, 2000, 'two pushes open');
+    await push(source.port, jpeg(3)); // closed at once, not read
+    expect(await metricValue(metrics.clientsRejected, { reason: 'push_busy' })).toBe(1);
+    expect(lines.filter((l) => l.msg === 'too many concurrent push connections; closing the newest')).toHaveLength(1);
+    await Promise.all(held); // idle timeout ends them
+    await push(source.port, jpeg(4));
+    await until(() => store.latest !== undefined, 2000, 'frame after the slots freed');
+    expect(frameNo(store.latest!.data)).toBe(4);
+  });
+
   test('stop() closes the listener and open pushes', async () => {
     const { source } = make();
     await source.start();
