@@ -256,6 +256,12 @@ function viewerLoad(): () => Promise<void> {
   };
 }
 
+async function setCameraMode(mode: string): Promise<void> {
+  const out = await docker('exec', await cid('fake-camera'), 'node', '-e',
+    `fetch('http://127.0.0.1:9102/mode?m=${mode}',{method:'POST'}).then(r=>{process.stdout.write(String(r.status));process.exit(r.ok?0:1)},()=>process.exit(1))`);
+  expect(out).toBe('200');
+}
+
 let rawPort = 0;
 let httpPort = 0;
 
@@ -436,6 +442,32 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     expect(w.stderr).toMatch(/Authenticated to/);
     expect(w.stderr).toMatch(/administratively prohibited|open failed/);
     expect(w.stdout).toBe('');
+  });
+
+  test('a flaky camera behind the tunnel: clients get whole frames or nothing, and the errors are counted', async () => {
+    const errors = async () => {
+      let n = 0;
+      for (const [k, v] of await scrape('relay')) if (k.startsWith('relay_fetch_errors_total')) n += v;
+      return n;
+    };
+    const before = await errors();
+    await setCameraMode('flaky');
+    let whole = 0;
+    try {
+      const until = Date.now() + 10_000;
+      while (Date.now() < until) {
+        const buf = await rawFetch(rawPort);
+        if (buf.length > 0) {
+          cameraFrame(buf, 'raw fetch from a flaky camera'); // never a partial or foreign frame
+          whole++;
+        }
+        await sleep(100);
+      }
+      await waitFor('relay_fetch_errors_total to grow', 30_000, async () => (await errors()) > before);
+    } finally {
+      await setCameraMode('ok');
+    }
+    expect(whole).toBeGreaterThan(0);
   });
 
   test('fault: tunnel-server restarted -> the agent reconnects and frames flow again', async () => {
