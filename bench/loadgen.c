@@ -11,7 +11,9 @@
  *       Each JPEG carries the fake camera's COM tag "camrelay-fake-camera seq=<n> t=<unix us>";
  *       delivery latency = arrival of the frame's EOI - t (the camera's clock; same host).
  *
- * Only completions inside [warmup, warmup + duration) are counted. Prints one JSON object on stdout.
+ * Only completions inside [warmup, warmup + duration) are counted. Prints one JSON object on stdout;
+ * "cpu" is the load generator's own CPU time per second of run (1.0 = one core), to show it was not
+ * the bottleneck.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -132,6 +134,12 @@ static int conn_start(int idx) {
     src.sin_addr.s_addr = htonl(0x7f000001 + (uint32_t)(idx % src_count));
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) { close(fd); errors++; return -1; }
+  }
+  if (c->stall) {
+    /* a viewer that stops reading: a tiny receive window makes the sender feel it within a frame,
+       instead of after megabytes of kernel buffers */
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   }
   struct sockaddr_in sa = {0};
   sa.sin_family = AF_INET;
@@ -368,13 +376,18 @@ int main(int argc, char **argv) {
     conn_close(&conns[i]);
   }
   qsort(lat.v, lat.n, sizeof(uint32_t), cmp_u32);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  double wall_s = (mono_ns() - t0) / 1e9;
   printf("{\"mode\":\"%s\",\"conns\":%d,\"duration_s\":%.3f,\"frames\":%llu,\"fps\":%.1f,\"bad\":%llu,\"errors\":%llu,"
          "\"timeouts\":%llu,\"bytes\":%llu,\"connects\":%llu,\"http_errors\":%llu,\"disconnects\":%llu,"
          "\"alive_at_end\":%d,\"reading\":%d,\"viewers_with_frames\":%d,"
-         "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+         "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"cpu\":%.3f}\n",
          mode == MODE_RAW ? "raw" : "mjpeg", nconns, duration, (unsigned long long)frames, frames / duration,
          (unsigned long long)bad, (unsigned long long)errors, (unsigned long long)timeouts, (unsigned long long)bytes,
          (unsigned long long)connects, (unsigned long long)http_errors, (unsigned long long)disconnects, alive, reading,
-         viewers_with_frames, pct(&lat, 0.5), pct(&lat, 0.9), pct(&lat, 0.99), lat.n ? lat.v[lat.n - 1] / 1000.0 : -1.0);
+         viewers_with_frames, pct(&lat, 0.5), pct(&lat, 0.9), pct(&lat, 0.99), lat.n ? lat.v[lat.n - 1] / 1000.0 : -1.0,
+         wall_s > 0 ? cpu_s / wall_s : 0.0);
   return 0;
 }

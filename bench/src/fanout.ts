@@ -19,6 +19,8 @@ export interface FanoutRow {
   serverCpu: number;
   /** server CPU time (user + system) per frame served, µs: less sensitive to a busy machine than frames/s */
   cpuUsPerFrame: number;
+  /** the load generator's CPU per second of run */
+  loadgenCpu: number;
   runs: number;
 }
 
@@ -59,6 +61,7 @@ function row(target: FanoutRow['target'], clients: number, ms: { r: LoadResult; 
     cameraFetchesPerS: median(ms.map((m) => m.camPerS)),
     serverCpu: median(ms.map((m) => m.cpu)),
     cpuUsPerFrame: median(ms.map((m) => (m.cpu / m.r.fps) * 1e6)),
+    loadgenCpu: median(ms.map((m) => m.r.cpu)),
     runs: ms.length,
   };
 }

@@ -28,6 +28,8 @@ export function nodeArgs(profileName: string | undefined): string[] {
 export interface FakeCameraProc extends Proc {
   port: number;
   controlPort: number;
+  /** average frame size */
+  frameBytes: number;
   stats(): Promise<{ connections: number; framesSent: number; faultsInjected: number; mode: string }>;
   setMode(mode: string): Promise<void>;
 }
@@ -43,6 +45,7 @@ export async function startFakeCamera(args: string[] = []): Promise<FakeCameraPr
     pid: child.proc.pid!,
     port: line.port as number,
     controlPort,
+    frameBytes: line.frameBytes as number,
     stats: async () => (await (await fetch(`http://127.0.0.1:${controlPort}/stats`)).json()) as never,
     setMode: async (mode) => {
       const r = await fetch(`http://127.0.0.1:${controlPort}/mode?m=${mode}`, { method: 'POST' });
@@ -122,6 +125,8 @@ export interface LoadResult {
   p90_ms: number;
   p99_ms: number;
   max_ms: number;
+  /** the load generator's own CPU per second of run (1.0 = one core) */
+  cpu: number;
 }
 
 export interface LoadOptions {

@@ -52,7 +52,13 @@ export function targets(r: Results): TargetRow[] {
   }
   const m = r.mjpeg;
   if (m) {
-    rows.push({ item: '2', what: `MJPEG viewers at ${n0(m.cameraFps)} fps with p99 < 100 ms`, target: '>= 500', measured: String(m.maxViewers), met: m.maxViewers >= 500 });
+    rows.push({
+      item: '2',
+      what: `MJPEG viewers at a ${m.nominalFps ?? 20} fps camera: p99 < 100 ms and >= 90 % of the frames each`,
+      target: '>= 500',
+      measured: String(m.maxViewers),
+      met: m.maxViewers >= 500,
+    });
     rows.push({
       item: '2',
       what: `relay RSS per idle connected viewer (${m.memory.viewers} viewers, camera down)`,
@@ -60,15 +66,17 @@ export function targets(r: Results): TargetRow[] {
       measured: `${n1(m.memory.perIdleViewerKb)} KiB`,
       met: m.memory.perIdleViewerKb <= 20 && m.memory.idleHttpErrors === 0,
     });
-    rows.push({ item: '2', what: `relay RSS per viewer while streaming ${n0(m.cameraFps)} fps`, target: 'report', measured: `${n1(m.memory.perViewerKb)} KiB`, met: undefined });
+    rows.push({ item: '2', what: `relay RSS per viewer while streaming`, target: 'report', measured: `${n1(m.memory.perViewerKb)} KiB`, met: undefined });
     const growth = m.memory.stalledLateKb - m.memory.stalledEarlyKb;
+    const unbounded = m.memory.unboundedGrowthKb ?? NaN;
     rows.push({
       item: '2',
-      what: 'RSS with 10 % of viewers not reading (per viewer; growth over the run)',
-      target: 'bounded',
-      measured: `${n1(m.memory.perViewerStalledKb)} KiB; ${growth >= 0 ? '+' : ''}${n0(growth)} KiB`,
-      met: growth <= Math.max(2048, 0.05 * (m.memory.stalledEarlyKb - m.memory.baselineKb)),
+      what: `RSS growth over ${n0(m.memory.stalledSpanS ?? NaN)} s with 10 % of viewers not reading (vs buffering every frame for them)`,
+      target: 'bounded: < 10 % of buffering',
+      measured: `${growth >= 0 ? '+' : ''}${n0(growth)} KiB (vs ${n0(unbounded)} KiB)`,
+      met: growth < 0.1 * unbounded,
     });
+    rows.push({ item: '2', what: 'extra RSS per viewer that stops reading', target: 'report', measured: `${n1(m.memory.perStalledViewerKb ?? NaN)} KiB`, met: undefined });
   }
   const t = r.tunnel;
   if (t) {
@@ -121,7 +129,7 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
     md.push(
       '',
       table(
-        ['clients', 'target', 'frames/s', 'p50 ms', 'p99 ms', 'bad frames', 'errors', 'camera fetches/s', 'server CPU', 'CPU µs/frame', 'runs'],
+        ['clients', 'target', 'frames/s', 'p50 ms', 'p99 ms', 'bad frames', 'errors', 'camera fetches/s', 'server CPU', 'CPU µs/frame', 'loadgen CPU', 'runs'],
         f.rows.map((x) => [
           x.clients,
           x.target,
@@ -133,6 +141,7 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
           x.target === 'reference' ? '-' : n1(x.cameraFetchesPerS),
           n2(x.serverCpu),
           x.target === 'camera' ? '-' : n0(x.cpuUsPerFrame),
+          n2(x.loadgenCpu ?? NaN),
           x.runs,
         ]),
       ),
@@ -145,13 +154,26 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
     md.push(
       'Viewers of `/stream.mjpg` (C load generator). Delivery latency = the moment a frame\'s last byte reaches the viewer minus the moment the fake ' +
         'camera made it (its COM segment carries the time), so it includes the camera-to-relay transfer and over-states the relay\'s own share. ' +
-        `Camera at ${n1(m.cameraFps)} frames/s measured. A step passes when p99 < 100 ms, every viewer got frames and none was disconnected.`,
+        `The relay paces the camera at ${m.nominalFps ?? 20} fps (MAX_FPS; the fake camera could do 25). A step passes when p99 < 100 ms, each viewer got at least ` +
+        `90 % of ${m.nominalFps ?? 20} fps, every viewer got frames and none was disconnected.`,
     );
     md.push(
       '',
       table(
-        ['viewers', 'frames/s per viewer', 'p50 ms', 'p99 ms', 'max ms', 'viewers with frames', 'disconnects', 'relay CPU', 'camera fps', 'pass'],
-        m.steps.map((s) => [s.viewers, n1(s.fpsPerViewer), n1(s.p50Ms), n1(s.p99Ms), n1(s.maxMs), s.viewersWithFrames, s.disconnects, n2(s.relayCpu), n1(s.cameraFps), s.ok ? 'yes' : 'no']),
+        ['viewers', 'frames/s per viewer', 'p50 ms', 'p99 ms', 'max ms', 'viewers with frames', 'disconnects', 'relay CPU', 'loadgen CPU', 'camera fps', 'pass'],
+        m.steps.map((s) => [
+          s.viewers,
+          n1(s.fpsPerViewer),
+          n1(s.p50Ms),
+          n1(s.p99Ms),
+          n1(s.maxMs),
+          s.viewersWithFrames,
+          s.disconnects,
+          n2(s.relayCpu),
+          n2(s.loadgenCpu ?? NaN),
+          n1(s.cameraFps),
+          s.ok ? 'yes' : 'no',
+        ]),
       ),
     );
     const mem = m.memory;
@@ -160,7 +182,8 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
       `Memory (fresh relay, ${mem.viewers} viewers): RSS ${mem.baselineKb} KiB with no viewer; ${mem.idleKb} KiB with every viewer connected while ` +
         `the camera is down, nothing flowing (${n1(mem.perIdleViewerKb)} KiB per idle viewer, ${mem.idleHttpErrors} failed connections); ${mem.readingKb} KiB with all reading ` +
         `(${n1(mem.perViewerKb)} KiB per viewer); with 10 % never reading ${mem.stalledEarlyKb} KiB early and ${mem.stalledLateKb} KiB late in a 10 s run ` +
-        `(${n1(mem.perViewerStalledKb)} KiB per viewer), ${mem.stalledDisconnects} reading viewers disconnected.`,
+        `(${n1(mem.perStalledViewerKb ?? NaN)} KiB more per non-reading viewer than with all reading; a frame is ${n0(mem.frameKb ?? NaN)} KiB), ` +
+        `${mem.stalledDisconnects} reading viewers disconnected.`,
     );
   }
   if (r.tunnel) {
@@ -174,8 +197,8 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
     md.push(
       '',
       table(
-        ['in flight', 'client', 'frames/s', 'p50 ms', 'p99 ms', 'errors', 'client CPU'],
-        t.throughput.map((x) => [x.inFlight, x.client, n0(x.fps), n1(x.p50Ms), n1(x.p99Ms), x.errors, n2(x.clientCpu)]),
+        ['in flight', 'client', 'frames/s', 'p50 ms', 'p99 ms', 'errors', 'client CPU', 'CPU µs/frame', 'loadgen CPU'],
+        t.throughput.map((x) => [x.inFlight, x.client, n0(x.fps), n1(x.p50Ms), n1(x.p99Ms), x.errors, n2(x.clientCpu), n0((x.clientCpu / x.fps) * 1e6), n2(x.loadgenCpu ?? NaN)]),
       ),
     );
     md.push('', `tunnel-agent / OpenSSH frames/s: ${Object.entries(t.ratio).map(([k, v]) => `${k} in flight ${n2(v)}x`).join(', ')}.`);

@@ -30,6 +30,8 @@ export interface ThroughputRow {
   errors: number;
   /** CPU of the tunnel client process per second of run (1.0 = one core) */
   clientCpu: number;
+  /** the load generator's CPU per second of run */
+  loadgenCpu: number;
 }
 
 export interface RecoveryRow {
@@ -222,6 +224,7 @@ export async function runTunnel(o: TunnelOptions): Promise<TunnelResult> {
           p99Ms: median(runs.map((x) => x.r.p99_ms)),
           errors: runs.reduce((k, x) => k + x.r.errors + x.r.timeouts + x.r.bad, 0),
           clientCpu: median(runs.map((x) => x.cpu)),
+          loadgenCpu: median(runs.map((x) => x.r.cpu)),
         });
       }
       const [ra, rs] = throughput.slice(-2);
