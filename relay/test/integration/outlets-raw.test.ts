@@ -176,6 +176,27 @@ describe('raw TCP outlet', () => {
     s.destroy();
   });
 
+  test('stop() cuts a client still being written after SHUTDOWN_GRACE_MS (SIGTERM bound)', async () => {
+    rig = await startRig({ writeTimeoutMs: 60_000, shutdownGraceMs: 300 });
+    const big = Buffer.alloc(48 * 1024 * 1024, 0x55);
+    big[0] = 0xff;
+    big[1] = 0xd8;
+    rig.store.publish(big);
+    const s = await connect(rig.raw.port);
+    s.pause();
+    s.on('error', () => undefined);
+    await sleep(100);
+    expect(rig.raw.connections).toBe(1);
+    const t0 = Date.now();
+    await rig.raw.stop();
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(250); // it got its grace ...
+    expect(took).toBeLessThan(2000); // ... and not the 60 s write timeout
+    for (let i = 0; i < 50 && rig.raw.connections > 0; i++) await sleep(20); // 'close' events follow the cut
+    expect(rig.raw.connections).toBe(0);
+    s.destroy();
+  });
+
   test('stop() ends waiting clients promptly and is idempotent', async () => {
     rig = await startRig({ waitTimeoutMs: 10_000 });
     const pending = rawFetch(rig.raw.port);
