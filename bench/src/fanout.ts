@@ -3,7 +3,7 @@
  * against the relay, the reference server (plain Node writing a fixed buffer) and the fake camera
  * directly, in the same run. Relay and reference runs alternate and repeat; ratios are per pair.
  */
-import { FakeCameraProc, loadgen, LoadResult, median, RefProc, RelayProc, startFakeCamera, startReference, startRelay, stop, cpuSeconds } from './procs';
+import { FakeCameraProc, loadgen, LoadResult, median, RefProc, RelayProc, runqueueWaitSeconds, startFakeCamera, startReference, startRelay, stop, cpuSeconds } from './procs';
 
 export interface FanoutRow {
   target: 'reference' | 'relay' | 'camera';
@@ -21,6 +21,8 @@ export interface FanoutRow {
   cpuUsPerFrame: number;
   /** the load generator's CPU per second of run */
   loadgenCpu: number;
+  /** share of the run the server's JS thread was ready to run but waited for a CPU */
+  serverCpuWait: number;
   runs: number;
 }
 
@@ -38,18 +40,27 @@ export interface FanoutOptions {
   log: (s: string) => void;
 }
 
-async function measure(target: FanoutRow['target'], port: number, clients: number, durationS: number, serverPid: number, camera: FakeCameraProc | undefined): Promise<{ r: LoadResult; camPerS: number; cpu: number }> {
-  const c0 = camera ? (await camera.stats()).connections : NaN;
+interface Measured {
+  r: LoadResult;
+  camPerS: number;
+  cpu: number;
+  wait: number;
+}
+
+async function measure(target: FanoutRow['target'], port: number, clients: number, durationS: number, serverPid: number, camera: FakeCameraProc | undefined): Promise<Measured> {
+  const c0 = camera ? (await camera.stats()).framesSent : NaN;
   const cpu0 = cpuSeconds(serverPid);
+  const w0 = runqueueWaitSeconds(serverPid);
   const t0 = Date.now();
   const r = await loadgen({ mode: 'raw', port, conns: clients, durationS, warmupS: target === 'camera' ? 0 : 0.5, timeoutS: 60, src: clients > 50 ? 8 : 1 });
   const secs = (Date.now() - t0) / 1000;
   const cpu = (cpuSeconds(serverPid) - cpu0) / secs;
-  const c1 = camera ? (await camera.stats()).connections : NaN;
-  return { r, camPerS: (c1 - c0) / secs, cpu };
+  const wait = (runqueueWaitSeconds(serverPid) - w0) / secs;
+  const c1 = camera ? (await camera.stats()).framesSent : NaN;
+  return { r, camPerS: (c1 - c0) / secs, cpu, wait };
 }
 
-function row(target: FanoutRow['target'], clients: number, ms: { r: LoadResult; camPerS: number; cpu: number }[]): FanoutRow {
+function row(target: FanoutRow['target'], clients: number, ms: Measured[]): FanoutRow {
   return {
     target,
     clients,
@@ -62,6 +73,7 @@ function row(target: FanoutRow['target'], clients: number, ms: { r: LoadResult; 
     serverCpu: median(ms.map((m) => m.cpu)),
     cpuUsPerFrame: median(ms.map((m) => (m.cpu / m.r.fps) * 1e6)),
     loadgenCpu: median(ms.map((m) => m.r.cpu)),
+    serverCpuWait: median(ms.map((m) => m.wait)),
     runs: ms.length,
   };
 }
@@ -79,8 +91,8 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     const rows: FanoutRow[] = [];
     const ratio: Record<number, number> = {};
     for (const clients of o.clients) {
-      const refs: Awaited<ReturnType<typeof measure>>[] = [];
-      const relays: Awaited<ReturnType<typeof measure>>[] = [];
+      const refs: Measured[] = [];
+      const relays: Measured[] = [];
       for (let i = 0; i < o.reps; i++) {
         // alternate the order so drift on a shared machine hits both alike
         if (i % 2 === 0) {

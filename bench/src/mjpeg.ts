@@ -5,7 +5,7 @@
  * A step passes when p99 < 100 ms AND every viewer gets at least 90 % of the camera's 20 fps.
  * Then memory: relay RSS per connected viewer, and with 10 % of viewers not reading.
  */
-import { FakeCameraProc, loadgen, LoadResult, median, RelayProc, rssKb, sleep, startFakeCamera, startRelay, stop, cpuSeconds } from './procs';
+import { FakeCameraProc, loadgen, LoadResult, median, RelayProc, rssKb, runqueueWaitSeconds, sleep, startFakeCamera, startRelay, stop, cpuSeconds } from './procs';
 
 export interface MjpegStep {
   viewers: number;
@@ -18,6 +18,8 @@ export interface MjpegStep {
   disconnects: number;
   errors: number;
   relayCpu: number;
+  /** share of the run the relay's JS thread was ready to run but waited for a CPU (busy machine) */
+  relayCpuWait: number;
   loadgenCpu: number;
   cameraFps: number;
   ok: boolean;
@@ -68,9 +70,10 @@ const NOMINAL_FPS = 20;
 /** a viewer must get at least this share of the camera's frames */
 const MIN_FPS_SHARE = 0.9;
 
-async function viewerRun(relay: RelayProc, cam: FakeCameraProc, viewers: number, durationS: number, warmupS: number, stall = 0): Promise<{ r: LoadResult; cpu: number; camFps: number; rss: number[] }> {
+async function viewerRun(relay: RelayProc, cam: FakeCameraProc, viewers: number, durationS: number, warmupS: number, stall = 0): Promise<{ r: LoadResult; cpu: number; wait: number; camFps: number; rss: number[] }> {
   const f0 = (await cam.stats()).framesSent;
   const cpu0 = cpuSeconds(relay.pid);
+  const w0 = runqueueWaitSeconds(relay.pid);
   const t0 = Date.now();
   const rss: number[] = [];
   let running = true;
@@ -84,7 +87,7 @@ async function viewerRun(relay: RelayProc, cam: FakeCameraProc, viewers: number,
   running = false;
   await sampler;
   const secs = (Date.now() - t0) / 1000;
-  return { r, cpu: (cpuSeconds(relay.pid) - cpu0) / secs, camFps: ((await cam.stats()).framesSent - f0) / secs, rss };
+  return { r, cpu: (cpuSeconds(relay.pid) - cpu0) / secs, wait: (runqueueWaitSeconds(relay.pid) - w0) / secs, camFps: ((await cam.stats()).framesSent - f0) / secs, rss };
 }
 
 export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
@@ -96,7 +99,7 @@ export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
     relay = await startRelay(cam.port, { MAX_FPS: String(NOMINAL_FPS) }, 'relay-mjpeg');
     const steps: MjpegStep[] = [];
     for (const viewers of o.steps) {
-      const { r, cpu, camFps } = await viewerRun(relay, cam, viewers, o.durationS, 2);
+      const { r, cpu, wait, camFps } = await viewerRun(relay, cam, viewers, o.durationS, 2);
       const fpsPerViewer = r.frames / r.duration_s / Math.max(1, r.reading);
       const ok =
         r.p99_ms >= 0 && r.p99_ms < P99_TARGET_MS && fpsPerViewer >= NOMINAL_FPS * MIN_FPS_SHARE && r.viewers_with_frames >= viewers * 0.99 && r.disconnects === 0;
@@ -110,11 +113,12 @@ export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
         disconnects: r.disconnects,
         errors: r.errors + r.http_errors,
         relayCpu: cpu,
+        relayCpuWait: wait,
         loadgenCpu: r.cpu,
         cameraFps: camFps,
         ok,
       });
-      o.log(`mjpeg ${viewers} viewers: ${fpsPerViewer.toFixed(1)} fps/viewer (camera ${camFps.toFixed(1)}), p50 ${r.p50_ms.toFixed(1)} ms, p99 ${r.p99_ms.toFixed(1)} ms, relay CPU ${cpu.toFixed(2)}, loadgen CPU ${r.cpu.toFixed(2)} ${ok ? 'OK' : 'MISSED'}`);
+      o.log(`mjpeg ${viewers} viewers: ${fpsPerViewer.toFixed(1)} fps/viewer (camera ${camFps.toFixed(1)}), p50 ${r.p50_ms.toFixed(1)} ms, p99 ${r.p99_ms.toFixed(1)} ms, relay CPU ${cpu.toFixed(2)} (waited for a CPU ${(wait * 100).toFixed(0)} % of the time), loadgen CPU ${r.cpu.toFixed(2)} ${ok ? 'OK' : 'MISSED'}`);
       if (!ok) break;
     }
     const passing = steps.filter((s) => s.ok);

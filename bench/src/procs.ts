@@ -174,6 +174,18 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
+/**
+ * Seconds the process's main thread (Node's JS thread) spent runnable but waiting for a CPU
+ * (/proc/<pid>/schedstat). High values mean the machine, not the process, was the limit.
+ */
+export function runqueueWaitSeconds(pid: number): number {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+  } catch {
+    return NaN;
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

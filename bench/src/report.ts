@@ -124,12 +124,12 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
         'as deployed (metrics, limits, logging), pulling from a fake camera at 25 fps. Camera: the fake camera served directly (one client at a time). ' +
         'Relay and reference runs alternate; figures are medians over the repetitions, the ratio is the median of per-pair ratios. ' +
         '"server CPU" is the server process\'s CPU time (user + system) per second of run (1.0 = one core); "CPU µs/frame" divides it by frames/s, ' +
-        'which a busy machine disturbs less than frames/s.',
+        'which a busy machine disturbs less than frames/s; "server CPU wait" is the share of the run its JS thread waited for a CPU.',
     );
     md.push(
       '',
       table(
-        ['clients', 'target', 'frames/s', 'p50 ms', 'p99 ms', 'bad frames', 'errors', 'camera fetches/s', 'server CPU', 'CPU µs/frame', 'loadgen CPU', 'runs'],
+        ['clients', 'target', 'frames/s', 'p50 ms', 'p99 ms', 'bad frames', 'errors', 'camera fetches/s', 'server CPU', 'server CPU wait', 'CPU µs/frame', 'loadgen CPU', 'runs'],
         f.rows.map((x) => [
           x.clients,
           x.target,
@@ -140,6 +140,7 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
           x.errors,
           x.target === 'reference' ? '-' : n1(x.cameraFetchesPerS),
           n2(x.serverCpu),
+          x.serverCpuWait === undefined ? 'n/a' : `${n0(x.serverCpuWait * 100)} %`,
           x.target === 'camera' ? '-' : n0(x.cpuUsPerFrame),
           n2(x.loadgenCpu ?? NaN),
           x.runs,
@@ -155,12 +156,13 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
       'Viewers of `/stream.mjpg` (C load generator). Delivery latency = the moment a frame\'s last byte reaches the viewer minus the moment the fake ' +
         'camera made it (its COM segment carries the time), so it includes the camera-to-relay transfer and over-states the relay\'s own share. ' +
         `The relay paces the camera at ${m.nominalFps ?? 20} fps (MAX_FPS; the fake camera could do 25). A step passes when p99 < 100 ms, each viewer got at least ` +
-        `90 % of ${m.nominalFps ?? 20} fps, every viewer got frames and none was disconnected.`,
+        `90 % of ${m.nominalFps ?? 20} fps, every viewer got frames and none was disconnected. "relay CPU wait" is the share of the run the relay's JS ` +
+        'thread was ready to run but waited for a CPU (/proc schedstat): the machine, not the relay, was the limit then.',
     );
     md.push(
       '',
       table(
-        ['viewers', 'frames/s per viewer', 'p50 ms', 'p99 ms', 'max ms', 'viewers with frames', 'disconnects', 'relay CPU', 'loadgen CPU', 'camera fps', 'pass'],
+        ['viewers', 'frames/s per viewer', 'p50 ms', 'p99 ms', 'max ms', 'viewers with frames', 'disconnects', 'relay CPU', 'relay CPU wait', 'loadgen CPU', 'camera fps', 'pass'],
         m.steps.map((s) => [
           s.viewers,
           n1(s.fpsPerViewer),
@@ -170,6 +172,7 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
           s.viewersWithFrames,
           s.disconnects,
           n2(s.relayCpu),
+          s.relayCpuWait === undefined ? 'n/a' : `${n0(s.relayCpuWait * 100)} %`,
           n2(s.loadgenCpu ?? NaN),
           n1(s.cameraFps),
           s.ok ? 'yes' : 'no',

@@ -72,20 +72,20 @@ export interface TunnelOptions {
   log: (s: string) => void;
 }
 
-interface Client {
+export interface Client {
   child: Child;
   pid: number;
   port: number;
 }
 
-function knownHosts(sshd: Sshd, ports: number[], dir: string): string {
+export function knownHosts(sshd: Sshd, ports: number[], dir: string): string {
   const [type, key] = sshd.hostPublicKey.split(/\s+/);
   const file = path.join(dir, 'bench_known_hosts');
   fs.writeFileSync(file, ports.map((p) => `[127.0.0.1]:${p} ${type} ${key}\n`).join(''));
   return file;
 }
 
-function startAgent(sshd: Sshd, sshPort: number, khFile: string, forwardPort: number, targetPort: number, env: Record<string, string> = {}, profileName?: string): Client {
+export function startAgent(sshd: Sshd, sshPort: number, khFile: string, forwardPort: number, targetPort: number, env: Record<string, string> = {}, profileName?: string): Client {
   const child = spawnChild(process.execPath, [...nodeArgs(profileName), path.join(ROOT, 'tunnel-agent', 'dist', 'main.js')], {
     env: {
       ...process.env,
@@ -126,7 +126,7 @@ function opensshArgs(sshd: Sshd, sshPort: number, khFile: string, forwardPort: n
   ];
 }
 
-function startOpenssh(sshd: Sshd, sshPort: number, khFile: string, forwardPort: number, targetPort: number): Client {
+export function startOpenssh(sshd: Sshd, sshPort: number, khFile: string, forwardPort: number, targetPort: number): Client {
   const child = spawnChild(SSH_BIN, opensshArgs(sshd, sshPort, khFile, forwardPort, targetPort, []));
   return { child, pid: child.proc.pid!, port: forwardPort };
 }
@@ -155,7 +155,7 @@ async function timeToFrame(port: number, since: number, capMs: number): Promise<
   return undefined;
 }
 
-async function waitFlowing(c: Client, what: string, capMs = 30_000): Promise<void> {
+export async function waitFlowing(c: Client, what: string, capMs = 30_000): Promise<void> {
   const t = await timeToFrame(c.port, performance.now(), capMs);
   if (t === undefined) throw new Error(`${what}: no frame through the forward within ${capMs} ms\nstdout: ${c.child.stdout().slice(-2000)}\nstderr: ${c.child.stderr().slice(-2000)}`);
 }
