@@ -106,6 +106,9 @@ interface Session {
 
 const noop = () => {};
 
+/** How long a socket ssh2 has ended may wait for the server's close before we destroy it. */
+const END_GRACE_MS = 2000;
+
 export class Supervisor extends EventEmitter {
   private readonly clock: Clock;
   private readonly backoff: Backoff;
@@ -269,10 +272,22 @@ export class Supervisor extends EventEmitter {
         this.teardown(s);
         resolve(this.classify(s));
       };
+      // After an error (host key refused, auth failed, protocol error) or a DISCONNECT, ssh2 only
+      // half-closes the socket (end()) and waits for the peer's close. A peer or middlebox that never
+      // closes would leave this attempt, and so the whole agent, waiting forever: destroy our socket
+      // ourselves after a short grace.
+      let endArmed = false;
+      const armEndGrace = () => {
+        if (endArmed || s.closed) return;
+        endArmed = true;
+        this.timer(s, () => s.sock.destroy(), Math.min(END_GRACE_MS, c.connectTimeoutMs));
+      };
+      sock.once('finish', armEndGrace);
       client.on('error', (err: Error & { level?: string }) => {
         // The first error is the cause; later ones are consequences of it.
         s.lastError ??= err;
         log.debug({ err: err.message, level: err.level }, 'ssh client error');
+        armEndGrace();
       });
       client.on('close', finish);
       sock.on('close', finish);

@@ -3,6 +3,7 @@
  * injected clock), bind retries and timeouts, host-key refusal, keepalive detection, forwarding.
  */
 import net from 'node:net';
+import { Client } from 'ssh2';
 import { waitFor } from '../../../test-support';
 import { makeAgent, is, TestAgent } from '../support/agent';
 import { ManualClock } from '../support/clock';
@@ -210,6 +211,9 @@ describe('forwarding through an in-process ssh2 server', () => {
     for (let i = 0; i < 20; i++) {
       await a.waitState(is('forwarding'), 5000, a.states.length - 1);
       handles.push(process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length);
+      // STABLE_AFTER_S=0 still means "one timer tick": on a fast machine the bind reply can come
+      // back before that tick, and a cut then would (correctly) not reset the backoff.
+      await new Promise((r) => setTimeout(r, 5));
       srv.cutAll();
       await a.waitState(is('backoff'), 5000, a.states.length - 1);
     }
@@ -232,6 +236,72 @@ describe('forwarding through an in-process ssh2 server', () => {
     expect(await a.metric('tunnel_agent_up')).toBe(0);
     await waitFor(() => srv.rawSockets.size === 0, 5000, 'server side closed');
     await a.sup.stop(); // idempotent
+  });
+});
+
+describe('one fresh client and one own socket per attempt', () => {
+  /**
+   * A proxy in front of the ssh2 server that never closes the agent's side: it ignores the agent's
+   * FIN and the server's close, like a peer (or middlebox) that has gone deaf. Only a socket the agent
+   * destroys itself ever goes away here.
+   */
+  async function stickyProxy(upstreamPort: number): Promise<{ port: number; sides: net.Socket[] }> {
+    const sides: net.Socket[] = [];
+    const ups: net.Socket[] = [];
+    const srv = net.createServer({ allowHalfOpen: true }, (client) => {
+      sides.push(client);
+      client.on('error', () => {});
+      const up = net.connect({ port: upstreamPort, host: '127.0.0.1', allowHalfOpen: true });
+      ups.push(up);
+      up.on('error', () => {});
+      client.on('data', (d) => up.writable && up.write(d));
+      up.on('data', (d) => client.writable && client.write(d));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    cleanups.push(() => {
+      for (const x of [...sides, ...ups]) x.destroy();
+      return new Promise<void>((r) => srv.close(() => r()));
+    });
+    return { port: (srv.address() as net.AddressInfo).port, sides };
+  }
+
+  test.each([
+    ['host key mismatch', 'host_key_mismatch'],
+    ['authentication failure', 'auth_failed'],
+  ])('%s: the next attempt gets a new Client, and the old socket is destroyed by the agent even if the peer never closes', async (_name, result) => {
+    const srv = await server({ authOk: () => result !== 'auth_failed' });
+    const proxy = await stickyProxy(srv.port);
+    const clients: Client[] = [];
+    const socks: net.Socket[] = [];
+    const a = agent(
+      makeAgent({
+        sshPort: proxy.port, privateKey: srv.clientPrivateKey,
+        hostKey: result === 'host_key_mismatch' ? new TestSshServer().hostFingerprint : srv.hostFingerprint,
+        config: { reconnectMinMs: 10, reconnectMaxMs: 20, connectTimeoutMs: 2000 },
+        supervisor: {
+          createClient: () => {
+            const c = new Client();
+            clients.push(c);
+            return c;
+          },
+          connectSocket: async (req) => {
+            const sock = await connectTcp(req);
+            socks.push(sock);
+            return sock;
+          },
+        },
+      }),
+    );
+    await a.sup.start();
+    await waitFor(async () => (await a.metric('tunnel_agent_connect_attempts_total', { result })) >= 3, 10_000, `three ${result} attempts`);
+    await a.sup.stop();
+    expect(clients.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(clients).size).toBe(clients.length);
+    expect(socks).toHaveLength(clients.length);
+    expect(socks.every((x) => x.destroyed)).toBe(true);
+    // ...and the far side saw each of them close: nothing left half-open on the server.
+    await waitFor(() => proxy.sides.length === socks.length && proxy.sides.every((x) => x.destroyed || x.readableEnded), 5000, 'proxy sides to see the close');
+    expect(a.sup.listenerCount('state')).toBe(1);
   });
 });
 
