@@ -71,6 +71,18 @@ describe('forwarding through an in-process ssh2 server', () => {
     expect(await a.metric('tunnel_agent_active_connections', { forward: spec })).toBe(0);
   });
 
+  test('a connection for a port the agent did not ask for (or has not bound) is rejected, never left pending', async () => {
+    const srv = await server();
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint }));
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    const conn = srv.forwards[0].conn;
+    const err = await new Promise<Error | undefined>((resolve) => conn.forwardOut('127.0.0.1', 4999, '127.0.0.1', 40000, (e) => resolve(e)));
+    expect(err?.message).toMatch(/reject|prohibit|fail/i);
+    expect(a.sup.activeConnections).toBe(0);
+    expect(a.sup.ready).toBe(true);
+  });
+
   test('target refused: the channel is rejected and counted, the session stays up', async () => {
     const dead = await closedPort();
     const srv = await server();
@@ -360,6 +372,29 @@ describe('backoff decisions (injected clock)', () => {
     srv.cutAll();
     st = await b.waitState(is('backoff'));
     expect(st.delayMs).toBe(1000);
+  });
+
+  test('full jitter: the wait is the random fraction of the ceiling (never a fixed schedule)', async () => {
+    const srv = await server({ authOk: () => false });
+    const clock = new ManualClock();
+    const draws = [0.25, 0.5, 0, 0.75];
+    const a = agent(
+      makeAgent({
+        sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint,
+        config: { reconnectMinMs: 1000, reconnectMaxMs: 60_000 },
+        supervisor: { clock, random: () => draws.shift() ?? 1 },
+      }),
+    );
+    await a.sup.start();
+    const delays: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const st = await a.waitState(is('backoff'));
+      delays.push(st.delayMs as number);
+      clock.advance(st.delayMs as number);
+    }
+    // ceilings 1000, 2000, 4000, 8000; the floor is 100 ms (min(100, RECONNECT_MIN_S)) so a zero draw
+    // never turns into a tight loop.
+    expect(delays).toEqual([100 + 0.25 * 900, 100 + 0.5 * 1900, 100, 100 + 0.75 * 7900]);
   });
 
   test('server unreachable: cheap probes at UNREACHABLE_PROBE_MS without growth, connects as soon as it answers', async () => {
