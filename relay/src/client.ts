@@ -5,7 +5,8 @@
  *
  *   node relay/dist/client.js --host H --port P [--frames N] [--out DIR] [--concurrency C] [--timeout-ms T]
  *
- * Exit code: 0 when every frame was whole, 1 when any was not, 2 on a bad command line.
+ * Exit code: 0 when every frame was whole, 1 when any was not, 2 on a bad command line or an --out
+ * it cannot write to.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -150,7 +151,14 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const s = await run(o);
+  let s: RunSummary;
+  try {
+    s = await run(o);
+  } catch (e) {
+    // e.g. --out names a place we cannot write to: say so instead of a stack trace
+    process.stderr.write(`camrelay-client: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
   for (const r of s.results) {
     if (!r.ok) process.stdout.write(`frame ${r.index}: BAD (${r.reason}, ${r.bytes} bytes, ${r.ms.toFixed(1)} ms)\n`);
   }

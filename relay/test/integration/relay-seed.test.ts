@@ -109,6 +109,19 @@ describe('test client', () => {
     expect(r.stdout).toContain('BAD (truncated');
     expect(r.stdout).toContain('0/2 whole frames');
   });
+
+  test('an --out it cannot write to is a one-line error with exit 2, not a stack trace', async () => {
+    const cam = await startCamera();
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'relay-client-')), 'a-file');
+    fs.writeFileSync(file, 'x');
+    try {
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'relay/dist/client.js'), '--host', '127.0.0.1', '--port', String(cam.port), '--frames', '1', '--out', path.join(file, 'frames')], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/^camrelay-client: ENOTDIR: not a directory, mkdir '.*frames'\n$/);
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
+  });
 });
 
 describe('push mode', () => {
