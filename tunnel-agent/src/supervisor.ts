@@ -5,7 +5,8 @@
  *       │                   │  (bind refused: retry every FORWARD_BIND_RETRY_MS on the same session;
  *       │                   │   no reply within SSH_CONNECT_TIMEOUT_S: the session is wedged, drop it)
  *       ▼                   ▼
- *   unreachable (TCP connect failed: probe every UNREACHABLE_PROBE_MS, no growth)
+ *   unreachable (TCP connect failed: probe every UNREACHABLE_PROBE_MS, no growth; probes overlap while
+ *                connects hang on a blackholed route)
  *   backoff     (the server was reached but said no, or the session died: full-jitter exponential
  *                backoff; host-key mismatches wait at least RECONNECT_MAX_S; reset after a session
  *                stayed up STABLE_AFTER_S)
@@ -233,13 +234,7 @@ export class Supervisor extends EventEmitter {
     this.opts.log.debug({ host: c.sshHost, port: c.sshPort }, 'connecting');
     let sock: net.Socket;
     try {
-      sock = await this.connectSocket({
-        host: c.sshHost,
-        port: c.sshPort,
-        // Short enough that a blackholed server returning is noticed within a few seconds.
-        timeoutMs: Math.min(c.connectTimeoutMs, Math.max(2000, 4 * c.unreachableProbeMs)),
-        signal,
-      });
+      sock = await this.probeConnect(signal);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
       if (!signal.aborted) this.opts.metrics.connectAttempts.inc({ result: code === 'ETIMEDOUT' ? 'connect_timeout' : 'unreachable' });
@@ -250,6 +245,62 @@ export class Supervisor extends EventEmitter {
       return { kind: 'ended', reason: 'stopped' };
     }
     return this.runSession(sock);
+  }
+
+  /**
+   * Opens the TCP connection to the server. While nothing answers at all (a blackholed route: SYNs
+   * dropped, no RST, no ICMP) another connect is started every UNREACHABLE_PROBE_MS next to the
+   * pending ones, so a route that comes back is used within about one probe interval rather than
+   * after the whole connect timeout. The first connect wins and the others are aborted; a fast
+   * failure (refused, no route) ends the attempt at once. Every connect ends by the same deadline:
+   * min(SSH_CONNECT_TIMEOUT_S, max(2 s, 4 x UNREACHABLE_PROBE_MS)) after the first.
+   */
+  private probeConnect(signal: AbortSignal): Promise<net.Socket> {
+    const c = this.opts.config;
+    const budgetMs = Math.min(c.connectTimeoutMs, Math.max(2000, 4 * c.unreachableProbeMs));
+    const started = this.clock.now();
+    return new Promise<net.Socket>((resolve, reject) => {
+      const ac = new AbortController();
+      const onAbort = () => ac.abort();
+      let settled = false;
+      let pending = 0;
+      let timer: TimerHandle | undefined;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) this.clock.clearTimeout(timer);
+        timer = undefined;
+        signal.removeEventListener('abort', onAbort);
+        ac.abort(); // the losers
+        fn();
+      };
+      const launch = () => {
+        timer = undefined;
+        if (settled) return;
+        const remainingMs = budgetMs - (this.clock.now() - started);
+        pending++;
+        this.connectSocket({ host: c.sshHost, port: c.sshPort, timeoutMs: Math.max(1, remainingMs), signal: ac.signal }).then(
+          (sock) => {
+            pending--;
+            if (settled) sock.destroy();
+            else finish(() => resolve(sock));
+          },
+          (err: NodeJS.ErrnoException) => {
+            pending--;
+            // A timeout means "nothing answered": only the last one still trying ends the attempt.
+            if (err.code === 'ETIMEDOUT' && (pending > 0 || timer !== undefined)) return;
+            finish(() => reject(err));
+          },
+        );
+        if (remainingMs > 2 * c.unreachableProbeMs) timer = this.clock.setTimeout(launch, c.unreachableProbeMs);
+      };
+      if (signal.aborted) {
+        reject(Object.assign(new Error('aborted'), { code: 'ABORT_ERR' }));
+        return;
+      }
+      signal.addEventListener('abort', onAbort, { once: true });
+      launch();
+    });
   }
 
   private runSession(sock: net.Socket): Promise<Outcome> {

@@ -397,6 +397,54 @@ describe('backoff decisions (injected clock)', () => {
     expect(delays).toEqual([100 + 0.25 * 900, 100 + 0.5 * 1900, 100, 100 + 0.75 * 7900]);
   });
 
+  test('blackholed server (connects hang): a new probe starts every UNREACHABLE_PROBE_MS next to the hanging ones, so a returning route is used at once', async () => {
+    const srv = await server();
+    let blackholed = true;
+    let pending = 0;
+    let maxPending = 0;
+    // A route that drops SYNs: the connect neither succeeds nor fails until its timeout.
+    const blackhole: SocketFactory = (req) => {
+      if (!blackholed) return connectTcp(req);
+      pending++;
+      maxPending = Math.max(maxPending, pending);
+      return new Promise((_resolve, reject) => {
+        let done = false;
+        const fail = (code: string) => {
+          if (done) return;
+          done = true;
+          pending--;
+          clearTimeout(t);
+          reject(Object.assign(new Error(code), { code }));
+        };
+        const t = setTimeout(() => fail('ETIMEDOUT'), req.timeoutMs);
+        req.signal.addEventListener('abort', () => fail('ABORT_ERR'), { once: true });
+      });
+    };
+    const a = agent(
+      makeAgent({
+        sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint,
+        config: { unreachableProbeMs: 100, connectTimeoutMs: 3000 },
+        supervisor: { connectSocket: blackhole },
+      }),
+    );
+    await a.sup.start();
+    // One window: connects every 100 ms, all ending by the 2 s budget; counted once.
+    const st = await a.waitState(is('unreachable'), 5000);
+    expect(st.delayMs).toBe(100);
+    expect(await a.metric('tunnel_agent_connect_attempts_total', { result: 'connect_timeout' })).toBe(1);
+    expect(maxPending).toBeGreaterThanOrEqual(10);
+    expect(pending).toBe(0);
+    // The route comes back shortly after the next window began: without the overlapping probes the
+    // agent would sit out that window's ~2 s connect timeout first.
+    await a.waitState(is('connecting'));
+    await new Promise((r) => setTimeout(r, 50));
+    blackholed = false;
+    const t0 = Date.now();
+    await a.waitState(is('forwarding'), 5000);
+    expect(Date.now() - t0).toBeLessThan(1200);
+    await waitFor(() => pending === 0, 3000, 'hanging probes aborted');
+  });
+
   test('server unreachable: cheap probes at UNREACHABLE_PROBE_MS without growth, connects as soon as it answers', async () => {
     const port = await closedPort();
     const clock = new ManualClock();
