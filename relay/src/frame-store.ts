@@ -22,6 +22,8 @@ export interface FrameStoreEvents {
   frame: [Frame];
   /** demand went from 0 to >0 (true) or back to 0 (false) */
   demand: [boolean];
+  /** a client was just served the cached latest frame: a polling audience wants newer ones (once per frame) */
+  nudge: [];
 }
 
 type Waiter = { afterSeq: number; resolve: (f: Frame | undefined) => void; timer: NodeJS.Timeout; onAbort?: () => void; signal?: AbortSignal };
@@ -31,6 +33,7 @@ export class FrameStore extends EventEmitter<FrameStoreEvents> {
   private seq = 0;
   private waiters = new Set<Waiter>();
   private watchers = 0;
+  private nudged = false;
 
   constructor(private readonly now: () => number = Date.now) {
     super();
@@ -63,6 +66,7 @@ export class FrameStore extends EventEmitter<FrameStoreEvents> {
   publish(data: Buffer, capturedAt: number = this.now()): Frame {
     const frame: Frame = Object.freeze({ data, seq: ++this.seq, capturedAt, publishedMono: performance.now() });
     this.current = frame;
+    this.nudged = false;
     const ready = [...this.waiters].filter((w) => w.afterSeq < frame.seq);
     const before = this.demand;
     for (const w of ready) this.settle(w, frame);
@@ -101,6 +105,19 @@ export class FrameStore extends EventEmitter<FrameStoreEvents> {
       this.waiters.add(w);
       this.emitDemandChange(before);
     });
+  }
+
+  /**
+   * Says that a client was just served the cached latest frame (raw TCP, /snapshot.jpg). Such
+   * clients never wait, so they never count as demand; without this, an audience that polls (nc in a
+   * loop, the test client, a page reloading snapshots) would see IDLE_FPS only. The source answers
+   * with ONE fetch, spaced by MAX_FPS. Emits at most once per published frame, so it costs nothing
+   * per connection under load.
+   */
+  nudge(): void {
+    if (this.nudged) return;
+    this.nudged = true;
+    this.emit('nudge');
   }
 
   /** Registers a streaming client; call the returned function (idempotent) when it leaves. */

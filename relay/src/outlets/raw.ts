@@ -164,7 +164,10 @@ export class RawOutlet implements Service {
   private frameFor(signal: AbortSignal): Promise<Frame | undefined> {
     const { store } = this.deps;
     const fresh = store.fresh(this.opts.maxFrameAgeMs);
-    if (fresh) return Promise.resolve(fresh);
+    if (fresh) {
+      store.nudge(); // a polling audience keeps the source at MAX_FPS, one fetch per frame served
+      return Promise.resolve(fresh);
+    }
     return store.next(store.latest?.seq ?? 0, this.opts.waitTimeoutMs, signal);
   }
 

@@ -68,7 +68,9 @@ export class SnapshotHandler {
     });
     let frame: Frame | undefined;
     try {
-      frame = store.fresh(this.opts.maxFrameAgeMs) ?? (await store.next(store.latest?.seq ?? 0, this.opts.waitTimeoutMs, gone.signal));
+      frame = store.fresh(this.opts.maxFrameAgeMs);
+      if (frame) store.nudge(); // pollers get newer frames (see FrameStore.nudge)
+      else frame = await store.next(store.latest?.seq ?? 0, this.opts.waitTimeoutMs, gone.signal);
     } finally {
       stop.removeEventListener('abort', onStop);
     }

@@ -43,6 +43,8 @@ export class PullSource implements Source {
   private lastStart = -Infinity;
   private lastFrameEnd: number | undefined;
   private target = 0;
+  /** a client was served the cached frame since the last fetch began: fetch once (at MAX_FPS spacing) */
+  private nudged = false;
 
   constructor(private readonly opts: PullSourceOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -56,11 +58,17 @@ export class PullSource implements Source {
     if (wanted) this.wake?.();
   };
 
+  private readonly onNudge = () => {
+    this.nudged = true;
+    this.wake?.();
+  };
+
   async start(): Promise<void> {
     if (this.loop) return;
     const abort = new AbortController();
     this.abort = abort;
     this.opts.store.on('demand', this.onDemand);
+    this.opts.store.on('nudge', this.onNudge);
     this.updateTarget();
     this.opts.log.info({ host: this.opts.config.host, port: this.opts.config.port, maxFps: this.opts.config.maxFps, idleFps: this.opts.config.idleFps }, 'pull source started');
     this.loop = this.run(abort.signal).catch((err) => this.opts.log.error({ err }, 'pull loop crashed'));
@@ -71,6 +79,7 @@ export class PullSource implements Source {
     this.abort.abort();
     this.wake?.();
     this.opts.store.off('demand', this.onDemand);
+    this.opts.store.off('nudge', this.onNudge);
     await this.loop;
     this.abort = undefined;
     this.loop = undefined;
@@ -109,8 +118,10 @@ export class PullSource implements Source {
     const c = this.opts.config;
     while (!signal.aborted) {
       const watched = this.opts.store.demand > 0;
-      const fps = this.updateTarget();
-      if (!watched && fps === 0) {
+      const target = this.updateTarget();
+      // a nudge (a polling client got the cached frame) earns one fetch at the watched pace
+      const fps = !watched && this.nudged ? c.maxFps : target;
+      if (!watched && !this.nudged && fps === 0) {
         await this.pause(Infinity, signal);
         continue;
       }
@@ -122,6 +133,7 @@ export class PullSource implements Source {
       }
       const start = this.clock.now();
       this.lastStart = start;
+      this.nudged = false;
       const stale = c.staleAfterIdleMs > 0 && (this.lastFrameEnd === undefined || start - this.lastFrameEnd > c.staleAfterIdleMs);
       const outcome = await this.fetchOnce(signal);
       if (signal.aborted) break;
@@ -133,6 +145,7 @@ export class PullSource implements Source {
           this.state.staleDiscarded++;
           this.opts.metrics.staleFramesDiscarded.inc();
           this.lastStart = -Infinity; // fetch the replacement at once
+          this.nudged = true; // ... also when only a nudge (no waiting client) asked for this fetch
           continue;
         }
         this.opts.store.publish(outcome.data, this.lastFrameEnd);

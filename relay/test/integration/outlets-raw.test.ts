@@ -12,9 +12,12 @@ describe('raw TCP outlet', () => {
     rig = await startRig();
     const img = fakeJpeg(1, 100_000);
     rig.store.publish(img);
+    let nudges = 0;
+    rig.store.on('nudge', () => nudges++);
     const r = await rawFetch(rig.raw.port);
     expect(r.error).toBeUndefined();
     expect(r.data.equals(img)).toBe(true);
+    expect(nudges).toBe(1); // served from cache: asks the source for a newer frame
     expect(r.ms).toBeLessThan(1000);
     expect(await rig.metric('relay_frames_served_total', { protocol: 'raw' })).toBe(1);
     expect(await rig.metric('relay_bytes_sent_total', { protocol: 'raw' })).toBe(100_000);

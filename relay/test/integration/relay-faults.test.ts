@@ -71,7 +71,8 @@ describe('camera faults', () => {
 
     await cam.setMode('ok');
     await waitFor(async () => checkJpeg((await rawFetch(relay.clientPort)).data).ok, 15_000, 'whole frames again');
-    expect(await relay.metric('relay_camera_up')).toBe(1);
+    // that frame may be a cached one from between two faults (flaky); the next fetches succeed
+    await waitFor(async () => (await relay.metric('relay_camera_up')) === 1, 10_000, 'camera up again');
     const after = await hammer(relay, 4, 300);
     expect(after.bad).toBe(0);
     expect(after.whole).toBeGreaterThan(0);

@@ -85,6 +85,27 @@ describe('fan-out', () => {
   });
 });
 
+describe('polling clients', () => {
+  test('raw clients polling the cached frame get newer frames at MAX_FPS pace, not IDLE_FPS', async () => {
+    const cam = await startCamera();
+    // defaults that matter: IDLE_FPS=1, MAX_FRAME_AGE_MS=1000 (so every poll below is served from cache)
+    const relay = await startRelay({ CAMERA_PORT: String(cam.port), CAMERA_HOST: '127.0.0.1', MAX_FPS: '10' });
+    await waitFor(async () => whole((await rawFetch(relay.clientPort)).data), 10_000, 'first frame');
+    const seen = new Set<number>();
+    const end = Date.now() + 2000;
+    while (Date.now() < end) {
+      const r = await rawFetch(relay.clientPort);
+      expect(whole(r.data)).toBe(true);
+      seen.add(frameSeqOf(r.data) ?? -1);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    // at IDLE_FPS=1 this was 2-3 distinct frames; each poll now earns the next fetch (MAX_FPS 10 caps it)
+    expect(seen.size).toBeGreaterThanOrEqual(8);
+    expect(await relay.metric('relay_frames_total')).toBeLessThanOrEqual(2 * 10 + 5);
+    expect(await relay.metric('relay_clients_rejected_total', { reason: 'max_clients' })).toBe(0);
+  });
+});
+
 describe('test client', () => {
   test('fetches N frames through the relay, verifies and saves them, prints rate and latency', async () => {
     const cam = await startCamera();

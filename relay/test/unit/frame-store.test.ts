@@ -105,6 +105,19 @@ describe('FrameStore', () => {
     expect(s.demand).toBe(0);
   });
 
+  test('nudge() emits at most once per published frame', () => {
+    const s = new FrameStore();
+    let n = 0;
+    s.on('nudge', () => n++);
+    s.nudge();
+    s.nudge();
+    expect(n).toBe(1);
+    s.publish(jpeg(1));
+    s.nudge();
+    s.nudge();
+    expect(n).toBe(2);
+  });
+
   test('frame events carry every published frame', () => {
     const s = new FrameStore();
     const seen: number[] = [];

@@ -257,6 +257,31 @@ describe('PullSource with an injected clock', () => {
     expect(await metricValue(metrics.sourcePaused)).toBe(1);
   });
 
+  test('a nudge (a client served the cached frame) earns one fetch, spaced by MAX_FPS', async () => {
+    const clock = new ManualClock();
+    const { source, store } = make({ idleFps: 0, maxFps: 10 }, { clock });
+    await source.start();
+    const f1 = await store.next(0, 5000);
+    expect(f1).toBeDefined();
+    expect(cam.connections).toBe(1);
+    await settle(50);
+    expect(cam.connections).toBe(1); // idle, IDLE_FPS=0: nothing more
+    // many clients get the cached frame: one fetch, but not before 100 ms (MAX_FPS 10) after the last
+    store.nudge();
+    store.nudge();
+    await settle(50);
+    expect(cam.connections).toBe(1);
+    clock.advance(100);
+    await until(() => store.latest?.seq === 2, 5000, 'nudged fetch');
+    store.nudge(); // emitted: a new frame was published since the last nudge
+    clock.advance(100);
+    await until(() => store.latest?.seq === 3, 5000, 'second nudged fetch');
+    await settle(50);
+    clock.advance(10_000);
+    await settle(50);
+    expect(cam.connections).toBe(3); // nudges do not turn into a lasting rate
+  });
+
   test('discards the first frame after an idle gap longer than STALE_AFTER_IDLE_MS', async () => {
     const clock = new ManualClock();
     const { source, store, metrics } = make({ idleFps: 0, maxFps: 10, staleAfterIdleMs: 5000 }, { clock });
