@@ -41,6 +41,10 @@ export interface OutletDeps {
 /** Bytes a raw client may send before it is disconnected (the protocol has no request). */
 export const MAX_INPUT_BYTES = 4096;
 
+/** Shared abort reasons: abort() without one builds a DOMException (with a stack) every time. */
+const CLOSED = new Error('client closed');
+const STOPPED = new Error('outlet stopping');
+
 export class RawOutlet implements Service {
   readonly name = 'raw-outlet';
   private server: net.Server | undefined;
@@ -48,12 +52,19 @@ export class RawOutlet implements Service {
   private abort = RawOutlet.newAbort();
   private stopping: Promise<void> | undefined;
   private readonly log: Logger;
+  /** label children resolved once, not per frame */
+  private readonly served;
+  private readonly sent;
+  private readonly latency;
 
   constructor(
     private readonly opts: RawOutletOptions,
     private readonly deps: OutletDeps,
   ) {
     this.log = deps.log;
+    this.served = deps.metrics.framesServed.labels({ protocol: 'raw' });
+    this.sent = deps.metrics.bytesSent.labels({ protocol: 'raw' });
+    this.latency = deps.metrics.deliveryLatency.labels({ protocol: 'raw' });
   }
 
   /** One listener per waiting client is added to the stop signal: lift the leak warning. */
@@ -117,14 +128,20 @@ export class RawOutlet implements Service {
     metrics.clientConnections.inc({ protocol: 'raw' });
     socket.setNoDelay(true);
 
-    const waitAbort = new AbortController();
-    const onStop = () => waitAbort.abort();
-    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    // Per-connection work is the raw outlet's cost per frame (see bench/findings.md): a client that
+    // gets the cached frame is served synchronously, with no AbortController, Promise or stop
+    // listener; only clients that must wait for the next frame get those.
+    const { store } = this.deps;
+    const fresh = store.fresh(this.opts.maxFrameAgeMs);
     let timer: NodeJS.Timeout | undefined;
+    const waitAbort = fresh ? undefined : new AbortController();
+    const onStop = () => waitAbort?.abort(STOPPED);
     socket.once('close', () => {
       clearTimeout(timer);
-      waitAbort.abort();
-      this.abort.signal.removeEventListener('abort', onStop);
+      if (waitAbort) {
+        waitAbort.abort(CLOSED);
+        this.abort.signal.removeEventListener('abort', onStop);
+      }
       this.sockets.delete(socket);
       untrack();
       admission.lease.release();
@@ -140,35 +157,32 @@ export class RawOutlet implements Service {
     // The client half-closing (nc with stdin at EOF) is normal: our side stays open until the frame
     // is sent; once both sides have ended the socket destroys itself (autoDestroy).
 
-    void this.frameFor(waitAbort.signal).then((frame) => {
+    const send = (frame: Frame | undefined) => {
       if (socket.destroyed) return;
+      timer = setTimeout(() => socket.destroy(), this.opts.writeTimeoutMs);
       if (!frame) {
         socket.end();
-        timer = setTimeout(() => socket.destroy(), this.opts.writeTimeoutMs);
         return;
       }
-      timer = setTimeout(() => socket.destroy(), this.opts.writeTimeoutMs);
       socket.write(frame.data, (err) => {
         // Node also calls back (without an error) when the socket was destroyed mid-write.
         if (err || socket.destroyed) return;
-        metrics.framesServed.inc({ protocol: 'raw' });
-        metrics.bytesSent.inc({ protocol: 'raw' }, frame.data.length);
-        metrics.deliveryLatency.observe({ protocol: 'raw' }, (performance.now() - frame.publishedMono) / 1000);
+        this.served.inc();
+        this.sent.inc(frame.data.length);
+        this.latency.observe((performance.now() - frame.publishedMono) / 1000);
       });
       // end() after the frame: FIN follows the data; the client closing its side closes the socket.
       // A client that never closes is destroyed by the timer once the write timeout passes.
       socket.end();
-    });
-  }
+    };
 
-  private frameFor(signal: AbortSignal): Promise<Frame | undefined> {
-    const { store } = this.deps;
-    const fresh = store.fresh(this.opts.maxFrameAgeMs);
-    if (fresh) {
+    if (!waitAbort) {
       store.nudge(); // a polling audience keeps the source at MAX_FPS, one fetch per frame served
-      return Promise.resolve(fresh);
+      send(fresh);
+      return;
     }
-    return store.next(store.latest?.seq ?? 0, this.opts.waitTimeoutMs, signal);
+    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    void store.next(store.latest?.seq ?? 0, this.opts.waitTimeoutMs, waitAbort.signal).then(send);
   }
 
   /** Stops accepting, lets sends in flight finish within shutdownGraceMs, then cuts the rest. */
