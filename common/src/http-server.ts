@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger';
 import type { Service } from './lifecycle';
+import { listen } from './listen';
 
 export interface Readiness {
   ready: boolean;
@@ -40,14 +41,7 @@ export class MetricsServer implements Service {
     server.keepAliveTimeout = 5_000;
     server.on('clientError', (_err, socket) => socket.destroy());
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => this.opts.log.error({ err }, 'metrics server error'));
+    await listen(server, { port: this.opts.port, host: this.opts.host }, (err) => this.opts.log.error({ err }, 'metrics server error'));
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

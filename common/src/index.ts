@@ -5,3 +5,4 @@ export * from './clock';
 export * from './lifecycle';
 export * from './http-server';
 export * from './jpeg';
+export * from './listen';

@@ -23,7 +23,7 @@ import { setMaxListeners } from 'node:events';
 import http, { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { normaliseAddress, type Logger, type Service } from '@camrelay/common';
+import { listen, normaliseAddress, type Logger, type Service } from '@camrelay/common';
 import type { RejectReason } from '../metrics';
 import { ViewerAuth } from './auth';
 import type { Lease } from './limits';
@@ -168,19 +168,12 @@ export class HttpOutlet implements Service {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
     this.server = server;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.opts.httpPort, this.opts.bindHost, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listen(server, { port: this.opts.httpPort, host: this.opts.bindHost }, (err) => this.log.error({ err }, 'http outlet server error'));
     } catch (err) {
       // e.g. EADDRINUSE: leave the outlet startable again
       this.server = undefined;
       throw err;
     }
-    server.on('error', (err) => this.log.error({ err }, 'http outlet server error'));
     this.deps.store.on('frame', this.onFrame);
   }
 

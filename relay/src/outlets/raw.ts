@@ -11,7 +11,7 @@
 import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { Logger, Service } from '@camrelay/common';
+import { listen, type Logger, type Service } from '@camrelay/common';
 import type { Frame, FrameStore } from '../frame-store';
 import type { RelayMetrics } from '../metrics';
 import type { ClientLimiter } from './limits';
@@ -94,19 +94,12 @@ export class RawOutlet implements Service {
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.onConnection(s));
     this.server = server;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.opts.rawPort, this.opts.bindHost, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listen(server, { port: this.opts.rawPort, host: this.opts.bindHost }, (err) => this.log.error({ err }, 'raw outlet server error'));
     } catch (err) {
       // e.g. EADDRINUSE: leave the outlet startable again
       this.server = undefined;
       throw err;
     }
-    server.on('error', (err) => this.log.error({ err }, 'raw outlet server error'));
   }
 
   private onConnection(socket: net.Socket): void {

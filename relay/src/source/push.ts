@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { CidrList, Clock, Logger, RateLimitedLog, systemClock, TimerHandle } from '@camrelay/common';
+import { CidrList, Clock, listen, Logger, RateLimitedLog, systemClock, TimerHandle } from '@camrelay/common';
 import type { IngestConfig, SourceConfig } from '../config';
 import type { FrameStore } from '../frame-store';
 import type { RelayMetrics } from '../metrics';
@@ -51,14 +51,7 @@ export class PushSource implements Source {
     this.opts.metrics.sourcePaused.set(0);
     const server = net.createServer({ noDelay: true }, (s) => this.accept(s));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.ingest.port, this.opts.ingest.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => this.opts.log.error({ err }, 'ingest server error'));
+    await listen(server, { port: this.opts.ingest.port, host: this.opts.ingest.host }, (err) => this.opts.log.error({ err }, 'ingest server error'));
     this.opts.log.info({ host: this.opts.ingest.host, port: this.port, allow: this.opts.ingest.allow.cidrs }, 'push source listening');
   }
 
