@@ -119,10 +119,13 @@ export async function runMjpeg(o: MjpegOptions): Promise<MjpegResult> {
         ok,
       });
       o.log(`mjpeg ${viewers} viewers: ${fpsPerViewer.toFixed(1)} fps/viewer (camera ${camFps.toFixed(1)}), p50 ${r.p50_ms.toFixed(1)} ms, p99 ${r.p99_ms.toFixed(1)} ms, relay CPU ${cpu.toFixed(2)} (waited for a CPU ${(wait * 100).toFixed(0)} % of the time), loadgen CPU ${r.cpu.toFixed(2)} ${ok ? 'OK' : 'MISSED'}`);
-      if (!ok) break;
+      // one step past the first miss shows how it degrades; two misses end the search
+      if (steps.filter((s) => !s.ok).length >= 2) break;
     }
-    const passing = steps.filter((s) => s.ok);
-    const maxViewers = passing.length ? Math.max(...passing.map((s) => s.viewers)) : 0;
+    // conservative: the largest step below the first miss
+    const firstMiss = steps.findIndex((s) => !s.ok);
+    const passing = firstMiss < 0 ? steps : steps.slice(0, firstMiss);
+    const maxViewers = passing.length ? passing[passing.length - 1].viewers : 0;
 
     // Memory: a fresh relay so earlier runs' garbage does not count.
     await stop(relay);

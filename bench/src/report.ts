@@ -157,7 +157,8 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
         'camera made it (its COM segment carries the time), so it includes the camera-to-relay transfer and over-states the relay\'s own share. ' +
         `The relay paces the camera at ${m.nominalFps ?? 20} fps (MAX_FPS; the fake camera could do 25). A step passes when p99 < 100 ms, each viewer got at least ` +
         `90 % of ${m.nominalFps ?? 20} fps, every viewer got frames and none was disconnected. "relay CPU wait" is the share of the run the relay's JS ` +
-        'thread was ready to run but waited for a CPU (/proc schedstat): the machine, not the relay, was the limit then.',
+        'thread was ready to run but waited for a CPU (/proc schedstat); high values mean the machine, not the relay, was the limit. ' +
+        'The search goes one step past the first miss; the result is the largest step below the first miss.',
     );
     md.push(
       '',
