@@ -4,6 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { Child, ROOT, spawnChild } from '../../test-support';
 
@@ -23,6 +24,38 @@ export function nodeArgs(profileName: string | undefined): string[] {
   const dir = path.join(RESULTS_DIR, 'profiles');
   fs.mkdirSync(dir, { recursive: true });
   return ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', `${profileName}-${Date.now()}.cpuprofile`];
+}
+
+/**
+ * A small HTTP request on a fresh connection (no keep-alive: a pooled socket the server just closed
+ * makes fetch() fail now and then on a busy machine), retried once.
+ */
+export async function httpJson(url: string, method = 'GET'): Promise<{ status: number; body: unknown }> {
+  const once = () =>
+    new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      const req = http.request(url, { method, agent: false, timeout: 10_000 }, (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (data += d));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) : undefined });
+          } catch (e) {
+            reject(e as Error);
+          }
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`timeout: ${method} ${url}`)));
+      req.on('error', reject);
+      req.end();
+    });
+  try {
+    return await once();
+  } catch {
+    await sleep(200);
+    return once();
+  }
 }
 
 export interface FakeCameraProc extends Proc {
@@ -46,10 +79,10 @@ export async function startFakeCamera(args: string[] = []): Promise<FakeCameraPr
     port: line.port as number,
     controlPort,
     frameBytes: line.frameBytes as number,
-    stats: async () => (await (await fetch(`http://127.0.0.1:${controlPort}/stats`)).json()) as never,
+    stats: async () => (await httpJson(`http://127.0.0.1:${controlPort}/stats`)).body as never,
     setMode: async (mode) => {
-      const r = await fetch(`http://127.0.0.1:${controlPort}/mode?m=${mode}`, { method: 'POST' });
-      if (r.status !== 200) throw new Error(`fake camera refused mode ${mode}: ${r.status}`);
+      const r = await httpJson(`http://127.0.0.1:${controlPort}/mode?m=${mode}`, 'POST');
+      if (r.status !== 200) throw new Error(`fake camera refused mode ${mode}: ${r.status} ${JSON.stringify(r.body)}`);
     },
   };
 }

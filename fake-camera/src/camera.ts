@@ -189,7 +189,8 @@ export class FakeCamera {
   }
 
   private openListener(): Promise<void> {
-    this.listenerOp = this.listenerOp.then(async () => {
+    // a failed earlier operation (e.g. the port was taken meanwhile) must not block later ones
+    this.listenerOp = this.listenerOp.catch(() => undefined).then(async () => {
       if (this.server || this.stopped) return;
       const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.onConnection(s));
       await new Promise<void>((resolve, reject) => {
@@ -208,7 +209,7 @@ export class FakeCamera {
 
   /** Closes the listener and drops every connection, as a camera that lost power would. */
   private closeListener(): Promise<void> {
-    this.listenerOp = this.listenerOp.then(async () => {
+    this.listenerOp = this.listenerOp.catch(() => undefined).then(async () => {
       const server = this.server;
       this.server = undefined;
       for (const s of this.sockets) s.destroy();
