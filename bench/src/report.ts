@@ -109,7 +109,8 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
   md.push(
     `Machine: ${r.machine.cpus} x ${r.machine.model}, ${r.machine.memGiB} GiB, Linux ${r.machine.kernel}, Node ${r.machine.node}. ` +
       `Load average at start ${r.machine.loadAvgStart.join(' / ')}, at end ${r.machine.loadAvgEnd.join(' / ')} ` +
-      '(a shared machine: compare the side-by-side ratios and medians, not absolute figures).',
+      '(a shared machine: compare the side-by-side ratios and medians, not absolute figures). ' +
+      'Everything runs on the loopback of a private network namespace (`unshare --net`), away from the host\'s connection tracking.',
   );
   if (r.quick) md.push('', '**Quick mode (BENCH_QUICK=1): short runs, one repetition, only the 3 s outage. Not a full result.**');
   md.push('', '## Targets', '', table(['item', 'what', 'target', 'measured', 'met'], tr.map((x) => [x.item, x.what, x.target, x.measured, mark(x.met)])));
