@@ -2,13 +2,14 @@
  * One handler per `-R` forward. For every `tcp connection` the server opens:
  *   1. enforce the per-forward concurrency cap (reject when full),
  *   2. connect to the target FIRST (timeout, noDelay: without it Nagle stalls each one-shot frame),
- *   3. only then accept() the channel and pipe both ways, with error handlers on both ends
- *      (pipe() does not forward errors), counting bytes by direction,
+ *   3. only then accept() the channel and forward both ways with backpressure, with error handlers
+ *      on both ends, counting bytes by direction,
  *   4. if the target fails, reject() the channel so the remote client sees a closed connection at once.
  * Every connection is settled (accepted or rejected) exactly once, and counted once.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Counter, Gauge } from 'prom-client';
 import type { Logger } from '@camrelay/common';
 import { RateLimitedLog } from '@camrelay/common';
 import type { ForwardSpec } from './config';
@@ -40,10 +41,20 @@ export class ForwardHandler {
   private readonly limitLog = new RateLimitedLog(60_000);
   private readonly connect: TargetConnector;
   private readonly label: string;
+  /** Metric children looked up once: prom-client's labels() hashes the label set on every call. */
+  private readonly bytes: { toTarget: Counter.Internal; fromTarget: Counter.Internal };
+  private readonly results = new Map<ForwardResult, Counter.Internal>();
+  private readonly activeGauge: Gauge.Internal<'forward'>;
 
   constructor(private readonly opts: ForwardHandlerOptions) {
     this.connect = opts.connect ?? ((o) => net.connect({ ...o, noDelay: true }));
     this.label = opts.spec.spec;
+    const { metrics } = opts;
+    this.bytes = {
+      toTarget: metrics.bytes.labels({ forward: this.label, direction: 'to_target' }),
+      fromTarget: metrics.bytes.labels({ forward: this.label, direction: 'from_target' }),
+    };
+    this.activeGauge = metrics.activeConnections.labels({ forward: this.label });
   }
 
   get spec(): ForwardSpec {
@@ -55,16 +66,21 @@ export class ForwardHandler {
   }
 
   private count(result: ForwardResult): void {
-    this.opts.metrics.forwardedConnections.inc({ forward: this.label, result });
+    let c = this.results.get(result);
+    if (!c) {
+      c = this.opts.metrics.forwardedConnections.labels({ forward: this.label, result });
+      this.results.set(result, c);
+    }
+    c.inc();
   }
 
   private setActive(): void {
-    this.opts.metrics.activeConnections.set({ forward: this.label }, this.active.size);
+    this.activeGauge.set(this.active.size);
   }
 
   /** The `tcp connection` listener body. accept/reject are ssh2's; each is called at most once. */
   handle(accept: () => Duplex, reject: () => void): void {
-    const { metrics, log, spec } = this.opts;
+    const { log, spec } = this.opts;
     let settled = false;
     const settle = <T>(fn: () => T): T | undefined => {
       if (settled) return undefined;
@@ -130,13 +146,31 @@ export class ForwardHandler {
       }
       this.count('accepted');
       conn.channel = channel;
-      const toTarget = metrics.bytes.labels({ forward: this.label, direction: 'to_target' });
-      const fromTarget = metrics.bytes.labels({ forward: this.label, direction: 'from_target' });
-      channel.on('data', (c: Buffer) => toTarget.inc(c.length));
-      target.on('data', (c: Buffer) => fromTarget.inc(c.length));
+      const { toTarget, fromTarget } = this.bytes;
       channel.on('error', (err: Error) => {
         log.debug({ forward: spec.spec, err: err.message }, 'tunnel channel error');
         done();
+      });
+      // Both directions by hand instead of pipe(): one 'data' listener per side that counts and
+      // forwards, backpressure both ways (a full target pauses the channel, so ssh2 stops widening the
+      // SSH window and the server stops sending; a full channel pauses the target), and no per-stream
+      // pipe bookkeeping. A side that can no longer take data gets none (what pipe's unpipe did).
+      channel.on('data', (c: Buffer) => {
+        toTarget.inc(c.length);
+        if (target.writable && !target.write(c)) channel.pause();
+      });
+      target.on('drain', () => channel.resume());
+      target.on('data', (c: Buffer) => {
+        fromTarget.inc(c.length);
+        if (channel.writable && !channel.write(c)) target.pause();
+      });
+      channel.on('drain', () => target.resume());
+      // The remote's EOF ends our side of the target connection; the target's EOF sends ours.
+      channel.on('end', () => {
+        if (target.writable) target.end();
+      });
+      target.on('end', () => {
+        if (channel.writable) channel.end();
       });
       // The channel closes once both sides are done (or the session died): then the target goes too,
       // after what the remote sent has been flushed to it (bounded by the same grace).
@@ -150,8 +184,8 @@ export class ForwardHandler {
       // A remote peer that never closes its side after our EOF would hold a slot: cut it after a grace.
       target.on('close', () => {
         if (channel.writable) channel.end();
-        // pipe() unpiped the channel when the target closed; keep draining it so its 'end' (and
-        // so its 'close') can happen.
+        // Nothing takes the channel's data any more; keep draining it so its 'end' (and so its
+        // 'close') can happen.
         channel.resume();
         if (!finished) {
           lingerTimer = setTimeout(() => {
@@ -161,8 +195,6 @@ export class ForwardHandler {
           lingerTimer.unref();
         }
       });
-      channel.pipe(target);
-      target.pipe(channel);
     });
   }
 

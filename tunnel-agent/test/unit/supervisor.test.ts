@@ -71,6 +71,93 @@ describe('forwarding through an in-process ssh2 server', () => {
     expect(await a.metric('tunnel_agent_active_connections', { forward: spec })).toBe(0);
   });
 
+  // A slow side must stall the other one through the tunnel (SSH window / paused target), never make
+  // the agent buffer what the fast side offers. 32 MiB is well above what the socket buffers, the
+  // channel's buffers and the 2 MiB SSH window can hold between them.
+  const TOTAL = 32 * 1024 * 1024;
+  const CHUNK = Buffer.alloc(64 * 1024, 0x61);
+  /** Writes TOTAL bytes honouring backpressure; `sent()` is what the stream has taken so far. */
+  function writeAll(w: NodeJS.WritableStream): { sent: () => number } {
+    let sent = 0;
+    const more = (): void => {
+      while (sent < TOTAL) {
+        sent += CHUNK.length;
+        const ok = w.write(CHUNK);
+        if (sent >= TOTAL) {
+          w.end();
+          return;
+        }
+        if (!ok) {
+          w.once('drain', more);
+          return;
+        }
+      }
+    };
+    more();
+    return { sent: () => sent };
+  }
+  async function stalled(sent: () => number): Promise<number> {
+    let last = -1;
+    for (let i = 0; i < 100 && sent() !== last; i++) {
+      last = sent();
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return sent();
+  }
+
+  test('backpressure: a target that does not read stalls the remote sender; nothing lost once it reads', async () => {
+    let targetSock: net.Socket | undefined;
+    let received = 0;
+    const target = await listen((s) => {
+      s.on('error', () => {});
+      s.pause();
+      targetSock = s;
+    });
+    const srv = await server();
+    const spec = `127.0.0.1:4000:127.0.0.1:${target.port}`;
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint, forwards: spec }));
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    const ch = await srv.openForwarded(4000);
+    ch.on('error', () => {});
+    const w = writeAll(ch);
+    const atStall = await stalled(w.sent);
+    expect(atStall).toBeLessThan(TOTAL);
+    expect(await a.metric('tunnel_agent_bytes_total', { forward: spec, direction: 'to_target' })).toBeLessThan(TOTAL / 2);
+    targetSock!.on('data', (c: Buffer) => (received += c.length));
+    targetSock!.resume();
+    await waitFor(() => received === TOTAL, 20_000, 'all bytes at the target');
+    expect(await a.metric('tunnel_agent_bytes_total', { forward: spec, direction: 'to_target' })).toBe(TOTAL);
+  });
+
+  test('backpressure: a remote that does not read stalls the target; nothing lost once it reads', async () => {
+    let w: { sent: () => number } | undefined;
+    const target = await listen((s) => {
+      s.on('error', () => {});
+      w = writeAll(s);
+    });
+    const srv = await server();
+    const spec = `127.0.0.1:4000:127.0.0.1:${target.port}`;
+    const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint, forwards: spec }));
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    const ch = await srv.openForwarded(4000);
+    ch.on('error', () => {});
+    ch.pause();
+    await waitFor(() => w !== undefined, 5000, 'target connection');
+    const atStall = await stalled(w!.sent);
+    expect(atStall).toBeLessThan(TOTAL);
+    expect(await a.metric('tunnel_agent_bytes_total', { forward: spec, direction: 'from_target' })).toBeLessThan(TOTAL / 2);
+    const got = await new Promise<number>((resolve) => {
+      let n = 0;
+      ch.on('data', (c: Buffer) => (n += c.length));
+      ch.on('end', () => resolve(n));
+      ch.resume();
+    });
+    expect(got).toBe(TOTAL);
+    expect(await a.metric('tunnel_agent_bytes_total', { forward: spec, direction: 'from_target' })).toBe(TOTAL);
+  });
+
   test('a connection for a port the agent did not ask for (or has not bound) is rejected, never left pending', async () => {
     const srv = await server();
     const a = agent(makeAgent({ sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint }));
