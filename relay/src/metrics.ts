@@ -46,6 +46,16 @@ export class RelayMetrics {
   readonly archivePruned: Counter;
   readonly archiveLastSuccess: Gauge;
   readonly buildInfo: Gauge<'version' | 'node' | 'mode'>;
+  /**
+   * Hot-path counts (per connection / per frame) as plain numbers: relay_client_connections_total,
+   * relay_frames_served_total and relay_bytes_sent_total add them in at every read, so a scrape
+   * is exact while a raw connection costs no prom-client label hashing. Only ever increase these.
+   */
+  readonly pending: Record<'connections' | 'served' | 'bytes', Record<Protocol, number>> = {
+    connections: { raw: 0, snapshot: 0, mjpeg: 0, push: 0 },
+    served: { raw: 0, snapshot: 0, mjpeg: 0, push: 0 },
+    bytes: { raw: 0, snapshot: 0, mjpeg: 0, push: 0 },
+  };
 
   constructor(opts: RelayMetricsOptions) {
     const r = this.registry;
@@ -70,9 +80,29 @@ export class RelayMetrics {
       name: 'relay_clients', help: 'Connected clients by protocol', labelNames: ['protocol'], registers: [r],
       collect() { for (const p of PROTOCOLS) this.set({ protocol: p }, opts.clients(p)); },
     });
-    this.clientConnections = new Counter({ name: 'relay_client_connections_total', help: 'Accepted client connections by protocol', labelNames: ['protocol'], registers: [r] });
-    this.framesServed = new Counter({ name: 'relay_frames_served_total', help: 'Frames written to clients by protocol', labelNames: ['protocol'], registers: [r] });
-    this.bytesSent = new Counter({ name: 'relay_bytes_sent_total', help: 'Bytes written to clients by protocol', labelNames: ['protocol'], registers: [r] });
+    const pending = this.pending;
+    // collect() runs on every read (scrape, get()): counts kept as plain numbers are added then, exactly
+    const flush = (c: Counter<'protocol'>, byProtocol: Record<Protocol, number>) => {
+      for (const protocol of Object.keys(byProtocol) as Protocol[]) {
+        const n = byProtocol[protocol];
+        if (n > 0) {
+          byProtocol[protocol] = 0;
+          c.inc({ protocol }, n);
+        }
+      }
+    };
+    this.clientConnections = new Counter({
+      name: 'relay_client_connections_total', help: 'Accepted client connections by protocol', labelNames: ['protocol'], registers: [r],
+      collect() { flush(this, pending.connections); },
+    });
+    this.framesServed = new Counter({
+      name: 'relay_frames_served_total', help: 'Frames written to clients by protocol', labelNames: ['protocol'], registers: [r],
+      collect() { flush(this, pending.served); },
+    });
+    this.bytesSent = new Counter({
+      name: 'relay_bytes_sent_total', help: 'Bytes written to clients by protocol', labelNames: ['protocol'], registers: [r],
+      collect() { flush(this, pending.bytes); },
+    });
     for (const protocol of PROTOCOLS) {
       this.clientConnections.inc({ protocol }, 0);
       this.framesServed.inc({ protocol }, 0);

@@ -74,13 +74,9 @@ export class ClientLimiter {
    * rejected connection, for example).
    */
   admit(address: string | undefined): Admission {
-    if (!address || !this.opts.allow.allows(address)) return { ok: false, reason: 'not_allowed' };
-    const ip = normaliseAddress(address);
-    if (this.total >= this.opts.maxClients) return { ok: false, reason: 'max_clients' };
-    const n = this.perIp.get(ip) ?? 0;
-    if (n >= this.opts.maxClientsPerIp) return { ok: false, reason: 'max_clients_per_ip' };
-    this.total++;
-    this.perIp.set(ip, n + 1);
+    const r = this.take(address);
+    if (!r.ok) return r;
+    const ip = r.ip;
     let released = false;
     return {
       ok: true,
@@ -89,13 +85,34 @@ export class ClientLimiter {
         release: () => {
           if (released) return;
           released = true;
-          this.total--;
-          const m = (this.perIp.get(ip) ?? 1) - 1;
-          if (m <= 0) this.perIp.delete(ip);
-          else this.perIp.set(ip, m);
+          this.give(ip);
         },
       },
     };
+  }
+
+  /**
+   * admit() without a lease object, for the raw outlet's per-connection hot path: on success the
+   * caller holds a slot for the returned (normalised) address and must call give(ip) exactly once.
+   */
+  take(address: string | undefined): { ok: true; ip: string } | { ok: false; reason: RejectReason } {
+    if (!address || !this.opts.allow.allows(address)) return { ok: false, reason: 'not_allowed' };
+    // normaliseAddress() runs a regex; only IPv4-mapped IPv6 addresses need it
+    const ip = address.charCodeAt(0) === 58 /* ':' */ ? normaliseAddress(address) : address;
+    if (this.total >= this.opts.maxClients) return { ok: false, reason: 'max_clients' };
+    const n = this.perIp.get(ip) ?? 0;
+    if (n >= this.opts.maxClientsPerIp) return { ok: false, reason: 'max_clients_per_ip' };
+    this.total++;
+    this.perIp.set(ip, n + 1);
+    return { ok: true, ip };
+  }
+
+  /** Frees a slot taken with take() (admit()'s lease calls this). */
+  give(ip: string): void {
+    this.total--;
+    const m = (this.perIp.get(ip) ?? 1) - 1;
+    if (m <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, m);
   }
 
   /** Counts a refused client and logs it (rate-limited per reason). */
@@ -121,6 +138,15 @@ export class ClientLimiter {
       done = true;
       this.live[protocol]--;
     };
+  }
+
+  /** track() without a closure (raw outlet hot path): call leave() exactly once per enter(). */
+  enter(protocol: Protocol): void {
+    this.live[protocol]++;
+  }
+
+  leave(protocol: Protocol): void {
+    this.live[protocol]--;
   }
 
   /** Live clients of a protocol (the relay_clients{protocol} gauge reads this). */

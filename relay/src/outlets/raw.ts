@@ -45,26 +45,73 @@ export const MAX_INPUT_BYTES = 4096;
 const CLOSED = new Error('client closed');
 const STOPPED = new Error('outlet stopping');
 
+/** A raw connection's state (one small object per connection). */
+interface Conn {
+  /** normalised address holding the limiter slot */
+  ip: string;
+  /** Date.now() after which the sweeper destroys the socket; 0 = not writing yet */
+  deadline: number;
+  /** the frame being written */
+  frame: Frame | undefined;
+  /** only for clients that wait for the next frame */
+  waitAbort: AbortController | undefined;
+  onStop: (() => void) | undefined;
+}
+
+function destroySocket(this: net.Socket): void {
+  this.destroy();
+}
+
+function discardInput(this: net.Socket): void {
+  if (this.bytesRead > MAX_INPUT_BYTES) this.destroy();
+}
+
 export class RawOutlet implements Service {
   readonly name = 'raw-outlet';
   private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
+  /** open connections and their state */
+  private readonly conns = new Map<net.Socket, Conn>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly pending: RelayMetrics['pending'];
   private abort = RawOutlet.newAbort();
   private stopping: Promise<void> | undefined;
   private readonly log: Logger;
-  /** label children resolved once, not per frame */
-  private readonly served;
-  private readonly sent;
+  /** label child resolved once, not per frame */
   private readonly latency;
+  /** shared 'close' / 'finish' handlers (`this` is the socket): no closures per connection */
+  private readonly onClose: (this: net.Socket) => void;
+  private readonly onFinish: (this: net.Socket) => void;
 
   constructor(
     private readonly opts: RawOutletOptions,
     private readonly deps: OutletDeps,
   ) {
     this.log = deps.log;
-    this.served = deps.metrics.framesServed.labels({ protocol: 'raw' });
-    this.sent = deps.metrics.bytesSent.labels({ protocol: 'raw' });
+    this.pending = deps.metrics.pending;
     this.latency = deps.metrics.deliveryLatency.labels({ protocol: 'raw' });
+    const conns = this.conns;
+    const { limiter } = deps;
+    this.onClose = function (this: net.Socket) {
+      const conn = conns.get(this);
+      if (!conn) return;
+      conns.delete(this);
+      if (conn.waitAbort) {
+        conn.waitAbort.abort(CLOSED);
+        outletAbort().removeEventListener('abort', conn.onStop as () => void);
+      }
+      limiter.leave('raw');
+      limiter.give(conn.ip);
+    };
+    const outletAbort = () => this.abort.signal;
+    const pending = this.pending;
+    const latency = this.latency;
+    this.onFinish = function (this: net.Socket) {
+      const frame = conns.get(this)?.frame;
+      if (!frame) return;
+      pending.served.raw++;
+      pending.bytes.raw += frame.data.length;
+      latency.observe((performance.now() - frame.publishedMono) / 1000);
+    };
   }
 
   /** One listener per waiting client is added to the stop signal: lift the leak warning. */
@@ -82,7 +129,7 @@ export class RawOutlet implements Service {
 
   /** Open client connections (tests, shutdown). */
   get connections(): number {
-    return this.sockets.size;
+    return this.conns.size;
   }
 
   async start(): Promise<void> {
@@ -93,89 +140,85 @@ export class RawOutlet implements Service {
     // still gets its frame; we end our side ourselves once the frame is written.
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.onConnection(s));
     this.server = server;
+    const w = this.opts.writeTimeoutMs;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, w / 4)));
+    this.sweeper.unref();
     try {
       await listen(server, { port: this.opts.rawPort, host: this.opts.bindHost }, (err) => this.log.error({ err }, 'raw outlet server error'));
     } catch (err) {
       // e.g. EADDRINUSE: leave the outlet startable again
       this.server = undefined;
+      clearInterval(this.sweeper);
       throw err;
     }
   }
 
   private onConnection(socket: net.Socket): void {
-    socket.on('error', () => socket.destroy());
-    if (!socket.remoteAddress) {
+    // Everything here runs once per frame served: it is the raw outlet's cost per frame (see
+    // bench/findings.md). Handlers are shared functions (no closures), the slot and the live count
+    // are plain counter updates, metrics are plain numbers added in at scrape time, the write
+    // timeout is one sweeper for all sockets, and a client that gets the cached frame is served
+    // synchronously with no AbortController, Promise or stop listener.
+    socket.on('error', destroySocket);
+    const address = socket.remoteAddress;
+    if (!address) {
       // already gone (reset before we got here): nothing to serve, nothing to count
       socket.destroy();
       return;
     }
-    const { limiter, metrics } = this.deps;
-    const admission = limiter.admit(socket.remoteAddress);
-    if (!admission.ok) {
-      limiter.reject(admission.reason, socket.remoteAddress, 'raw');
+    const { limiter, store } = this.deps;
+    const slot = limiter.take(address);
+    if (!slot.ok) {
+      limiter.reject(slot.reason, address, 'raw');
       socket.destroy();
       return;
     }
-    const untrack = limiter.track('raw');
-    this.sockets.add(socket);
-    metrics.clientConnections.inc({ protocol: 'raw' });
-    socket.setNoDelay(true);
-
-    // Per-connection work is the raw outlet's cost per frame (see bench/findings.md): a client that
-    // gets the cached frame is served synchronously, with no AbortController, Promise or stop
-    // listener; only clients that must wait for the next frame get those.
-    const { store } = this.deps;
-    const fresh = store.fresh(this.opts.maxFrameAgeMs);
-    let timer: NodeJS.Timeout | undefined;
-    const waitAbort = fresh ? undefined : new AbortController();
-    const onStop = () => waitAbort?.abort(STOPPED);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      if (waitAbort) {
-        waitAbort.abort(CLOSED);
-        this.abort.signal.removeEventListener('abort', onStop);
-      }
-      this.sockets.delete(socket);
-      untrack();
-      admission.lease.release();
-    });
-
+    limiter.enter('raw');
+    this.pending.connections.raw++;
+    const conn: Conn = { ip: slot.ip, deadline: 0, frame: undefined, waitAbort: undefined, onStop: undefined };
+    this.conns.set(socket, conn);
+    socket.once('close', this.onClose);
     // The protocol has no request: read and discard whatever arrives (so closing never resets the
-    // connection because of unread input), but cut clients that flood.
-    let input = 0;
-    socket.on('data', (chunk: Buffer) => {
-      input += chunk.length;
-      if (input > MAX_INPUT_BYTES) socket.destroy();
-    });
-    // The client half-closing (nc with stdin at EOF) is normal: our side stays open until the frame
-    // is sent; once both sides have ended the socket destroys itself (autoDestroy).
+    // connection because of unread input), but cut clients that flood. The client half-closing (nc
+    // with stdin at EOF) is normal: our side stays open until the frame is sent; once both sides
+    // have ended the socket destroys itself (autoDestroy).
+    socket.on('data', discardInput);
 
-    const send = (frame: Frame | undefined) => {
-      if (socket.destroyed) return;
-      timer = setTimeout(() => socket.destroy(), this.opts.writeTimeoutMs);
-      if (!frame) {
-        socket.end();
-        return;
-      }
-      socket.write(frame.data, (err) => {
-        // Node also calls back (without an error) when the socket was destroyed mid-write.
-        if (err || socket.destroyed) return;
-        this.served.inc();
-        this.sent.inc(frame.data.length);
-        this.latency.observe((performance.now() - frame.publishedMono) / 1000);
-      });
-      // end() after the frame: FIN follows the data; the client closing its side closes the socket.
-      // A client that never closes is destroyed by the timer once the write timeout passes.
-      socket.end();
-    };
-
-    if (!waitAbort) {
+    const fresh = store.fresh(this.opts.maxFrameAgeMs);
+    if (fresh) {
       store.nudge(); // a polling audience keeps the source at MAX_FPS, one fetch per frame served
-      send(fresh);
+      this.send(socket, conn, fresh);
       return;
     }
-    this.abort.signal.addEventListener('abort', onStop, { once: true });
-    void store.next(store.latest?.seq ?? 0, this.opts.waitTimeoutMs, waitAbort.signal).then(send);
+    const waitAbort = new AbortController();
+    conn.waitAbort = waitAbort;
+    conn.onStop = () => waitAbort.abort(STOPPED);
+    this.abort.signal.addEventListener('abort', conn.onStop, { once: true });
+    void store.next(store.latest?.seq ?? 0, this.opts.waitTimeoutMs, waitAbort.signal).then((f) => this.send(socket, conn, f));
+  }
+
+  private send(socket: net.Socket, conn: Conn, frame: Frame | undefined): void {
+    if (socket.destroyed) return;
+    // from now on a client that stops reading is cut by the sweeper after the write timeout
+    conn.deadline = Date.now() + this.opts.writeTimeoutMs;
+    if (!frame) {
+      socket.end();
+      return;
+    }
+    conn.frame = frame;
+    // 'finish': the whole frame is handed to the kernel and FIN follows it (never after destroy);
+    // the client closing its side then closes the socket.
+    socket.once('finish', this.onFinish);
+    socket.write(frame.data);
+    socket.end();
+  }
+
+  /** Destroys sockets whose write has taken longer than the write timeout. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const [socket, conn] of this.conns) {
+      if (conn.deadline !== 0 && now > conn.deadline) socket.destroy();
+    }
   }
 
   /** Stops accepting, lets sends in flight finish within shutdownGraceMs, then cuts the rest. */
@@ -190,12 +233,13 @@ export class RawOutlet implements Service {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     this.abort.abort();
     const grace = this.opts.shutdownGraceMs ?? 2000;
-    if (this.sockets.size > 0) {
+    const sockets = this.conns;
+    if (sockets.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) => {
-          const check = () => (this.sockets.size === 0 ? resolve() : undefined);
-          for (const s of this.sockets) s.once('close', check);
+          const check = () => (sockets.size === 0 ? resolve() : undefined);
+          for (const s of sockets.keys()) s.once('close', check);
           check();
         }),
         new Promise<void>((resolve) => {
@@ -203,9 +247,10 @@ export class RawOutlet implements Service {
         }),
       ]);
       clearTimeout(timer);
-      for (const s of this.sockets) s.destroy();
+      for (const s of sockets.keys()) s.destroy();
     }
     await closed;
+    clearInterval(this.sweeper);
     this.server = undefined;
   }
 }

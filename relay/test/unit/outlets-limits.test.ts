@@ -26,6 +26,35 @@ function lease(r: ReturnType<ClientLimiter['admit']>): Lease {
 }
 
 describe('ClientLimiter', () => {
+  test('take()/give() (raw hot path) share the slots and limits of admit(), mapped addresses included', () => {
+    const { limiter } = setup(3, 2, ['192.0.2.0/24']);
+    const a = limiter.take('::ffff:192.0.2.7');
+    expect(a).toEqual({ ok: true, ip: '192.0.2.7' });
+    lease(limiter.admit('192.0.2.7'));
+    expect(limiter.take('192.0.2.7')).toEqual({ ok: false, reason: 'max_clients_per_ip' });
+    expect(limiter.take('198.51.100.1')).toEqual({ ok: false, reason: 'not_allowed' });
+    expect(limiter.take(undefined)).toEqual({ ok: false, reason: 'not_allowed' });
+    expect(limiter.take('192.0.2.8').ok).toBe(true);
+    expect(limiter.take('192.0.2.9')).toEqual({ ok: false, reason: 'max_clients' });
+    expect(limiter.connections).toBe(3);
+    limiter.give('192.0.2.7');
+    expect(limiter.connectionsFrom('192.0.2.7')).toBe(1);
+    expect(limiter.connections).toBe(2);
+    expect(limiter.take('192.0.2.7').ok).toBe(true);
+  });
+
+  test('enter()/leave() move the same live counts as track()', () => {
+    const { limiter } = setup(10, 10);
+    const untrack = limiter.track('raw');
+    limiter.enter('raw');
+    limiter.enter('raw');
+    expect(limiter.clients('raw')).toBe(3);
+    limiter.leave('raw');
+    untrack();
+    untrack();
+    expect(limiter.clients('raw')).toBe(1);
+  });
+
   test('global limit across all addresses', () => {
     const { limiter } = setup(3, 10);
     const a = lease(limiter.admit('10.0.0.1'));
