@@ -177,7 +177,8 @@ export class RawOutlet implements Service {
     this.pending.connections.raw++;
     const conn: Conn = { ip: slot.ip, deadline: 0, frame: undefined, waitAbort: undefined, onStop: undefined };
     this.conns.set(socket, conn);
-    socket.once('close', this.onClose);
+    // on(), not once(): each is emitted once per socket anyway, and once() allocates a wrapper
+    socket.on('close', this.onClose);
     // The protocol has no request: read and discard whatever arrives (so closing never resets the
     // connection because of unread input), but cut clients that flood. The client half-closing (nc
     // with stdin at EOF) is normal: our side stays open until the frame is sent; once both sides
@@ -208,7 +209,7 @@ export class RawOutlet implements Service {
     conn.frame = frame;
     // 'finish': the whole frame is handed to the kernel and FIN follows it (never after destroy);
     // the client closing its side then closes the socket.
-    socket.once('finish', this.onFinish);
+    socket.on('finish', this.onFinish);
     socket.write(frame.data);
     socket.end();
   }
