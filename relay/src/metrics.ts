@@ -23,6 +23,64 @@ export interface RelayMetricsOptions {
   withDefaults?: boolean;
 }
 
+const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/**
+ * Observations kept as plain numbers (per-bucket counts, sum, count) on a hot path: prom-client's
+ * observe() hashes the labels and turns the bucket bound into a string key on every call. Merged
+ * into the histogram at every read (collect), so scrapes are exact.
+ */
+export class PendingHistogram {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = bounds.map(() => 0);
+  }
+
+  /** Same bucket rule as prom-client: the first bound with value <= bound (none: only +Inf). */
+  observe(value: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && value > b[i]) i++;
+    if (i < b.length) this.counts[i]++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+/** prom-client 15's per-label-set histogram state (Histogram.hashMap values). */
+type HistogramEntry = { labels: Record<string, string | number>; bucketValues: Record<number, number>; sum: number; count: number };
+
+/** Adds pending observations into the histogram's state for {protocol} and clears them. */
+function mergeInto(h: Histogram<'protocol'>, protocol: Protocol, p: PendingHistogram): void {
+  if (p.count === 0) return;
+  const internal = h as unknown as { hashMap: Record<string, HistogramEntry> };
+  const find = () => Object.values(internal.hashMap ?? {}).find((e) => e.labels.protocol === protocol);
+  let e = find();
+  if (!e) {
+    h.zero({ protocol });
+    e = find();
+  }
+  if (!e || typeof e.bucketValues !== 'object' || typeof e.sum !== 'number' || typeof e.count !== 'number') {
+    // prom-client's internals changed (the unit test says so): fall back to observe(), exact in
+    // count and buckets, the sum from bucket bounds
+    p.bounds.forEach((bound, i) => {
+      for (let k = 0; k < p.counts[i]; k++) h.observe({ protocol }, bound);
+    });
+  } else {
+    p.bounds.forEach((bound, i) => {
+      if (p.counts[i] > 0) e.bucketValues[bound] = (e.bucketValues[bound] ?? 0) + p.counts[i];
+    });
+    e.sum += p.sum;
+    e.count += p.count;
+  }
+  p.counts.fill(0);
+  p.sum = 0;
+  p.count = 0;
+}
+
 export class RelayMetrics {
   readonly registry = new Registry();
   readonly cameraUp: Gauge;
@@ -51,6 +109,13 @@ export class RelayMetrics {
    * relay_frames_served_total and relay_bytes_sent_total add them in at every read, so a scrape
    * is exact while a raw connection costs no prom-client label hashing. Only ever increase these.
    */
+  /** Like pending, for relay_delivery_latency_seconds: exact bucket counts, sum and count per protocol. */
+  readonly pendingLatency: Record<Protocol, PendingHistogram> = {
+    raw: new PendingHistogram(LATENCY_BUCKETS),
+    snapshot: new PendingHistogram(LATENCY_BUCKETS),
+    mjpeg: new PendingHistogram(LATENCY_BUCKETS),
+    push: new PendingHistogram(LATENCY_BUCKETS),
+  };
   readonly pending: Record<'connections' | 'served' | 'bytes', Record<Protocol, number>> = {
     connections: { raw: 0, snapshot: 0, mjpeg: 0, push: 0 },
     served: { raw: 0, snapshot: 0, mjpeg: 0, push: 0 },
@@ -111,9 +176,11 @@ export class RelayMetrics {
     this.framesDropped = new Counter({ name: 'relay_frames_dropped_total', help: 'Frames skipped for MJPEG viewers that were still writing the previous one', registers: [r] });
     this.clientsRejected = new Counter({ name: 'relay_clients_rejected_total', help: 'Client connections refused by reason', labelNames: ['reason'], registers: [r] });
     for (const reason of REJECT_REASONS) this.clientsRejected.inc({ reason }, 0);
+    const pendingLatency = this.pendingLatency;
     this.deliveryLatency = new Histogram({
       name: 'relay_delivery_latency_seconds', help: 'Time from frame published to fully written to a client socket', labelNames: ['protocol'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [r],
+      buckets: [...LATENCY_BUCKETS], registers: [r],
+      collect() { for (const p of Object.keys(pendingLatency) as Protocol[]) mergeInto(this, p, pendingLatency[p]); },
     });
     this.staleFramesDiscarded = new Counter({ name: 'relay_stale_frames_discarded_total', help: 'First frames after an idle gap, discarded because the camera may have buffered them', registers: [r] });
     this.fetchRate = new Gauge({ name: 'relay_target_fps', help: 'Fetch rate the source currently aims for (MAX_FPS while watched, IDLE_FPS otherwise); 0 = unlimited, or paused when relay_source_paused is 1', registers: [r] });

@@ -26,3 +26,32 @@ describe('RelayMetrics pending (plain-number) counts', () => {
     expect(m.pending.served.raw).toBe(0);
   });
 });
+
+describe('RelayMetrics pendingLatency', () => {
+  test('gives exactly what prom-client observe() gives (buckets, sum, count), merged at every read', async () => {
+    const { Histogram, Registry } = await import('prom-client');
+    const m = new RelayMetrics({ version: 't', mode: 'pull', withDefaults: false, frameAgeSeconds: () => 0, clients: () => 0 });
+    const ref = new Histogram({
+      name: 'relay_delivery_latency_seconds', help: 'x', labelNames: ['protocol'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [new Registry()],
+    });
+    const values = [0, 0.0005, 0.001, 0.0010001, 0.003, 0.05, 0.7, 2.5, 3, 100];
+    m.deliveryLatency.observe({ protocol: 'raw' }, 0.02); // the prom-client API still works beside it
+    ref.observe({ protocol: 'raw' }, 0.02);
+    for (const v of values) {
+      m.pendingLatency.raw.observe(v);
+      ref.observe({ protocol: 'raw' }, v);
+    }
+    m.pendingLatency.mjpeg.observe(0.004);
+    ref.observe({ protocol: 'mjpeg' }, 0.004);
+    const norm = async (h: typeof ref) => (await h.get()).values.map((v) => ({ ...v, value: Math.round(v.value * 1e9) / 1e9 }))
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    expect(await norm(m.deliveryLatency)).toEqual(await norm(ref));
+    // read again: nothing added twice; later observations are added on the next read
+    expect(await norm(m.deliveryLatency)).toEqual(await norm(ref));
+    m.pendingLatency.raw.observe(0.2);
+    ref.observe({ protocol: 'raw' }, 0.2);
+    expect(await norm(m.deliveryLatency)).toEqual(await norm(ref));
+    expect(m.pendingLatency.raw.count).toBe(0);
+  });
+});
