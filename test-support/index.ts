@@ -87,21 +87,21 @@ export function rawFetch(port: number, host = '127.0.0.1', timeoutMs = 10_000): 
   });
 }
 
+/** True when something accepts TCP connections on the port right now. */
+export function isListening(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host });
+    s.on('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
 /** Resolves once something accepts TCP connections on the port. */
 export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<boolean> {
-  return waitFor<boolean>(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = net.connect({ port, host });
-        s.on('connect', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      }),
-    timeoutMs,
-    `port ${host}:${port}`,
-  );
+  return waitFor<boolean>(() => isListening(port, host), timeoutMs, `port ${host}:${port}`);
 }
 
 export interface Child {

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { describeWith, killAllChildren, rawFetch, waitFor, waitForPort } from '../../../test-support';
+import { describeWith, isListening, killAllChildren, rawFetch, waitFor, waitForPort } from '../../../test-support';
 import {
   ENTRYPOINT,
   SSHD_BIN,
@@ -44,16 +44,7 @@ async function oneShotServer(): Promise<{ port: number; close: () => Promise<voi
   };
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.on('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-}
+const listening = (port: number) => isListening(port);
 
 /** `sshd -T` (effective configuration) as the tunnel user, the way the entrypoint runs sshd. */
 function effectiveConfig(configFile: string): Map<string, string> {

@@ -8,21 +8,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'ssh2';
-import { ROOT, describeWith, killAllChildren, rawFetch, waitFor, waitForPort } from '../../../test-support';
+import { ROOT, describeWith, isListening, killAllChildren, rawFetch, waitFor, waitForPort } from '../../../test-support';
 import { SSHD_COMPONENT, Sshd, freePort, killAll, openssh, spawnOpenssh, sshdAvailable, startSshd } from '../../../test-support/sshd';
 
 jest.setTimeout(60_000);
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.on('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-}
+const listening = (port: number) => isListening(port);
 
 describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-server life cycle (real sshd)', () => {
   let target: net.Server;

@@ -3,7 +3,6 @@
  * with short timings, and reading its /metrics and /readyz.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import { Child, spawnPackage, waitFor } from '../../../test-support';
 import type { Sshd } from '../../../test-support/sshd';
 
@@ -85,13 +84,4 @@ export async function startAgent(env: Record<string, string>, tunnelPort: number
   return a;
 }
 
-export function isListening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.on('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-}
+export { isListening } from '../../../test-support';
