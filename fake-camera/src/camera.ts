@@ -5,7 +5,7 @@
  * Fault modes make it misbehave in every way a real camera or its link can, deterministically.
  */
 import net from 'node:net';
-import type { Logger } from '@camrelay/common';
+import { listen, type Logger } from '@camrelay/common';
 import { FrameRing, mulberry32, paddingSegments } from './frames';
 
 export const MODES = ['ok', 'truncated', 'not-jpeg', 'empty', 'reset', 'hang-accept', 'hang-mid', 'oversize', 'refused', 'flaky'] as const;
@@ -193,14 +193,7 @@ export class FakeCamera {
     this.listenerOp = this.listenerOp.catch(() => undefined).then(async () => {
       if (this.server || this.stopped) return;
       const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.onConnection(s));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ port: this.boundPort, host: this.opts.host, backlog: 511 }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      server.on('error', (err) => this.log?.error({ err }, 'camera listener error'));
+      await listen(server, { port: this.boundPort, host: this.opts.host, backlog: 511 }, (err) => this.log?.error({ err }, 'camera listener error'));
       this.server = server;
       this.boundPort = (server.address() as net.AddressInfo).port;
     });

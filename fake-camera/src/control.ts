@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '@camrelay/common';
+import { listen, type Logger } from '@camrelay/common';
 import { FakeCamera, isMode, MODES } from './camera';
 
 export interface ControlServerOptions {
@@ -32,14 +32,7 @@ export class ControlServer {
     server.requestTimeout = 15_000;
     server.on('clientError', (_err, socket) => socket.destroy());
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => this.opts.log?.error({ err }, 'control server error'));
+    await listen(server, { port: this.opts.port, host: this.opts.host }, (err) => this.opts.log?.error({ err }, 'control server error'));
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

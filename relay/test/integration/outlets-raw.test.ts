@@ -159,8 +159,8 @@ describe('raw TCP outlet', () => {
     expect(await rig.metric('relay_frames_served_total', { protocol: 'raw' })).toBe(0);
   });
 
-  test('a client that stops reading is destroyed after CLIENT_WRITE_TIMEOUT_MS', async () => {
-    rig = await startRig({ writeTimeoutMs: 400 });
+  /** Publishes a 48 MiB frame and connects a client that never reads, so its write stays in flight. */
+  async function stalledClientOnHugeFrame(): Promise<import('node:net').Socket> {
     const big = Buffer.alloc(48 * 1024 * 1024, 0x55);
     big[0] = 0xff;
     big[1] = 0xd8;
@@ -170,6 +170,12 @@ describe('raw TCP outlet', () => {
     s.on('error', () => undefined);
     await sleep(100);
     expect(rig.raw.connections).toBe(1);
+    return s;
+  }
+
+  test('a client that stops reading is destroyed after CLIENT_WRITE_TIMEOUT_MS', async () => {
+    rig = await startRig({ writeTimeoutMs: 400 });
+    const s = await stalledClientOnHugeFrame();
     const t0 = Date.now();
     while (rig.raw.connections > 0 && Date.now() - t0 < 5000) await sleep(20);
     expect(rig.raw.connections).toBe(0);
@@ -181,15 +187,7 @@ describe('raw TCP outlet', () => {
 
   test('stop() cuts a client still being written after SHUTDOWN_GRACE_MS (SIGTERM bound)', async () => {
     rig = await startRig({ writeTimeoutMs: 60_000, shutdownGraceMs: 300 });
-    const big = Buffer.alloc(48 * 1024 * 1024, 0x55);
-    big[0] = 0xff;
-    big[1] = 0xd8;
-    rig.store.publish(big);
-    const s = await connect(rig.raw.port);
-    s.pause();
-    s.on('error', () => undefined);
-    await sleep(100);
-    expect(rig.raw.connections).toBe(1);
+    const s = await stalledClientOnHugeFrame();
     const t0 = Date.now();
     await rig.raw.stop();
     const took = Date.now() - t0;
