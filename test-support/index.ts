@@ -179,3 +179,14 @@ export async function httpGet(url: string, headers: Record<string, string> = {})
   const r = await fetch(url, { headers });
   return { status: r.status, headers: r.headers, body: Buffer.from(await r.arrayBuffer()) };
 }
+
+export { FakeClock } from './fake-clock';
+
+/** A port nobody listens on (bound once, then closed). */
+export async function closedPort(host = '127.0.0.1'): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, host, r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
