@@ -42,7 +42,7 @@ fi
 export SSH_BIND=${SSH_BIND:-127.0.0.1}
 
 no_pull=${CAMRELAY_NO_PULL:-0}
-if [[ $(docker image inspect -f '{{index .Config.Labels "org.camrelay.standin"}}' node:20-bookworm-slim 2>/dev/null) == true ]]; then
+if [[ $(docker image inspect -f '{{index .Config.Labels "org.camrelay.standin"}}' node:24-trixie-slim 2>/dev/null) == true ]]; then
   no_pull=1 # base images are local stand-ins: this machine has no registry
 fi
 services=(tunnel-server relay prometheus grafana fake-camera tunnel-agent-demo)
