@@ -3,6 +3,17 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Node 24 LTS for every target: the `node` on PATH when it is >= 24 (with headers and npm), else a copy
+# that scripts/ensure-node.sh installs once from the npm registry into .cache/node24 (git-ignored).
+# npm_config_nodedir makes native addons (ssh2's crypto binding, cpu-features) build against the headers
+# of the Node that runs them (a mismatched binding fails to load and ssh2 silently uses JS crypto).
+NODE_PREFIX := $(shell scripts/ensure-node.sh)
+ifeq ($(NODE_PREFIX),)
+$(error scripts/ensure-node.sh found no Node >= 24 and could not install one)
+endif
+export PATH := $(NODE_PREFIX)/bin:$(PATH)
+export npm_config_nodedir := $(NODE_PREFIX)
+
 # Compose v2 plugin when present, else Compose v1.
 COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo "docker-compose"; fi)
 JEST := node_modules/.bin/jest
@@ -17,7 +28,13 @@ node_modules/.package-lock.json: package-lock.json package.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# node_modules built by another Node (another ABI, e.g. Node 20) gets its native addons rebuilt.
 install: node_modules/.package-lock.json ## install npm dependencies (npm ci) if missing or stale
+	@abi=$$(node -p process.versions.modules); \
+	if [[ $$(cat node_modules/.node-abi 2>/dev/null) != "$$abi" ]]; then \
+	  echo "native addons: rebuilding for Node $$(node --version) (ABI $$abi)"; \
+	  npm rebuild --no-audit --no-fund >/dev/null && echo "$$abi" >node_modules/.node-abi; \
+	fi
 
 build: install ## compile every workspace (tsc -b)
 	npm run build
@@ -26,6 +43,7 @@ lint: build ## eslint + strict type-check of sources and tests
 	npm run lint
 
 test: lint ## build, lint, run every test tier (unit, integration, browser, sshd, promtool) and print a summary
+	@echo "make test on Node $$(node --version) ($$(command -v node)), npm $$(npm --version)"
 	@mkdir -p $(REPORTS); rm -f $(REPORTS)/*.json
 	@status=0; \
 	$(JEST) --ci --json --outputFile=$(REPORTS)/jest.json || status=1; \
