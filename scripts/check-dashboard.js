@@ -24,6 +24,7 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
+const util = require('node:util');
 
 const ROOT = path.resolve(__dirname, '..');
 const DASHBOARD_UID = 'camrelay';
@@ -402,18 +403,36 @@ async function checkLive(queries, options) {
 
 // ---- CLI --------------------------------------------------------------------------------------------
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  dashboard: { type: 'string', default: DEFAULT_DASHBOARD },
+  prometheus: { type: 'string' },
+  range: { type: 'string', default: '10m' },
+  step: { type: 'string', default: '15s' },
+  'rate-interval': { type: 'string', default: '1m' },
+  wait: { type: 'string', default: '0' },
+  timeout: { type: 'string', default: '10' },
+};
+
+/** The command line through node:util parseArgs (strict); errors name the offending argument. */
 function parseArgs(argv) {
-  const opts = { dashboard: DEFAULT_DASHBOARD, range: '10m', step: '15s', rateInterval: '1m', wait: '0', timeout: '10' };
-  const keys = { '--dashboard': 'dashboard', '--prometheus': 'prometheus', '--range': 'range', '--step': 'step', '--rate-interval': 'rateInterval', '--wait': 'wait', '--timeout': 'timeout' };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--help' || a === '-h') return { help: true };
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const key = keys[flag];
-    if (!key) throw new Error(`unknown argument "${a}" (see --help)`);
-    const value = inline !== undefined ? inline : argv[++i];
-    if (value === undefined || value === '') throw new Error(`${flag} needs a value`);
-    opts[key] = value;
+  let values;
+  try {
+    ({ values } = util.parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (e) {
+    const { tokens } = util.parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+    for (const t of tokens) {
+      if (t.kind === 'positional') throw new Error(`unknown argument "${t.value}" (see --help)`);
+      if (t.kind !== 'option') continue;
+      if (!(t.name in OPTIONS)) throw new Error(`unknown argument "${t.rawName}" (see --help)`);
+      if (t.name !== 'help' && (t.value === undefined || (!t.inlineValue && t.value.startsWith('-')))) throw new Error(`${t.rawName} needs a value`);
+    }
+    throw new Error(e.message);
+  }
+  if (values.help) return { help: true };
+  const opts = { dashboard: values.dashboard, prometheus: values.prometheus, range: values.range, step: values.step, rateInterval: values['rate-interval'], wait: values.wait, timeout: values.timeout };
+  for (const [flag, k] of [['--dashboard', 'dashboard'], ['--range', 'range'], ['--step', 'step'], ['--rate-interval', 'rateInterval'], ['--wait', 'wait'], ['--timeout', 'timeout']]) {
+    if (opts[k] === '') throw new Error(`${flag} needs a value`);
   }
   for (const k of ['range', 'step', 'rateInterval', 'wait', 'timeout']) parseDuration(opts[k]);
   if (opts.prometheus !== undefined && !/^https?:\/\/[^/]+/.test(opts.prometheus)) throw new Error(`--prometheus must be a URL like http://127.0.0.1:9090, got "${opts.prometheus}"`);

@@ -6,3 +6,4 @@ export * from './lifecycle';
 export * from './http-server';
 export * from './jpeg';
 export * from './listen';
+export * from './settings';

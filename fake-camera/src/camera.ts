@@ -8,8 +8,9 @@ import net from 'node:net';
 import { listen, type Logger } from '@camrelay/common';
 import { FrameRing, mulberry32, paddingSegments } from './frames';
 
-export const MODES = ['ok', 'truncated', 'not-jpeg', 'empty', 'reset', 'hang-accept', 'hang-mid', 'oversize', 'refused', 'flaky'] as const;
-export type Mode = (typeof MODES)[number];
+import { DEFAULTS, MODES, type Mode } from './config';
+
+export { MODES, type Mode };
 /** What one connection gets (flaky picks one of these per connection). */
 export type Behaviour = Exclude<Mode, 'flaky'>;
 export const FAULTS: readonly Behaviour[] = ['truncated', 'not-jpeg', 'empty', 'reset', 'hang-accept', 'hang-mid', 'oversize', 'refused'];
@@ -18,34 +19,35 @@ export function isMode(m: string): m is Mode {
   return (MODES as readonly string[]).includes(m);
 }
 
+/** Options not given take the declared defaults (FAKE_CAMERA_SETTINGS in config.ts). */
 export interface FakeCameraOptions {
-  /** Listen address (default 0.0.0.0). */
+  /** Listen address. */
   host?: string;
   /** Listen port; 0 = a free port (read `port` after start()). */
   port?: number;
   mode?: Mode;
-  /** Capture delay per frame in ms, after the connection is taken (default 40 ≈ 25 fps max). */
+  /** Capture delay per frame in ms, after the connection is taken. */
   captureMs?: number;
-  /** Link rate in kbit/s for sending a frame; 0 = unlimited (default 0). */
+  /** Link rate in kbit/s for sending a frame; 0 = unlimited. */
   linkKbps?: number;
   width?: number;
   height?: number;
   quality?: number;
-  /** Distinct pre-encoded images (default 16). */
+  /** Distinct pre-encoded images. */
   ringSize?: number;
-  /** Pad frames to at least this many KiB with COM segments (0 = natural ≈ 50 KB at 640x480). */
+  /** Pad frames to at least this many KiB with COM segments (0 = natural size). */
   sizeKb?: number;
-  /** `oversize` frames are a valid JPEG bigger than this many MiB (default 8). */
+  /** `oversize` frames are a valid JPEG bigger than this many MiB. */
   oversizeMb?: number;
-  /** Seed of the flaky mode's choices (default 1). */
+  /** Seed of the flaky mode's choices. */
   seed?: number;
-  /** Probability of a fault per connection in flaky mode, 0..1 (default 0.3). */
+  /** Probability of a fault per connection in flaky mode, 0..1. */
   faultRate?: number;
-  /** How long hang-accept / hang-mid hold the connection; 0 = until the client closes (default 0). */
+  /** How long hang-accept / hang-mid hold the connection; 0 = until the client closes. */
   hangMs?: number;
-  /** In flaky mode, how long a `refused` fault keeps the listener closed (default 1000). */
+  /** In flaky mode, how long a `refused` fault keeps the listener closed. */
   refusedMs?: number;
-  /** A client that does not take the frame within this many ms is cut (default 10000). */
+  /** A client that does not take the frame within this many ms is cut. */
   writeTimeoutMs?: number;
   /** Pre-built frames (tests share one to save encoding time). */
   ring?: FrameRing;
@@ -96,26 +98,28 @@ export class FakeCamera {
   private readonly faultsByKind: Record<string, number> = {};
 
   constructor(opts: FakeCameraOptions = {}) {
+    const d = DEFAULTS;
     this.opts = {
-      host: opts.host ?? '0.0.0.0',
-      captureMs: opts.captureMs ?? 40,
-      linkKbps: opts.linkKbps ?? 0,
-      width: opts.width ?? 640,
-      height: opts.height ?? 480,
-      quality: opts.quality ?? 80,
-      ringSize: opts.ringSize ?? 16,
-      sizeKb: opts.sizeKb ?? 0,
-      oversizeMb: opts.oversizeMb ?? 8,
-      seed: opts.seed ?? 1,
-      faultRate: opts.faultRate ?? 0.3,
-      hangMs: opts.hangMs ?? 0,
-      refusedMs: opts.refusedMs ?? 1000,
+      host: opts.host ?? d.host,
+      captureMs: opts.captureMs ?? d.captureMs,
+      linkKbps: opts.linkKbps ?? d.linkKbps,
+      width: opts.width ?? d.width,
+      height: opts.height ?? d.height,
+      quality: opts.quality ?? d.quality,
+      ringSize: opts.ringSize ?? d.ringSize,
+      sizeKb: opts.sizeKb ?? d.sizeKb,
+      oversizeMb: opts.oversizeMb ?? d.oversizeMb,
+      seed: opts.seed ?? d.seed,
+      faultRate: opts.faultRate ?? d.faultRate,
+      hangMs: opts.hangMs ?? d.hangMs,
+      refusedMs: opts.refusedMs ?? d.refusedMs,
+      // not a setting of the daemon: only tests shorten it
       writeTimeoutMs: opts.writeTimeoutMs ?? 10_000,
     };
     this.ringInstance = opts.ring;
     this.log = opts.log;
-    this.modeValue = opts.mode ?? 'ok';
-    this.boundPort = opts.port ?? 1234;
+    this.modeValue = opts.mode ?? d.mode;
+    this.boundPort = opts.port ?? d.port;
     this.random = mulberry32(this.opts.seed);
   }
 

@@ -9,6 +9,7 @@ import { Relay, VERSION } from './relay';
 
 async function main(): Promise<void> {
   let config: RelayConfig;
+  let warnings: readonly string[];
   try {
     const r = loadConfig(process.argv.slice(2), process.env);
     if (r.help) {
@@ -16,10 +17,12 @@ async function main(): Promise<void> {
       return;
     }
     config = r.config;
+    warnings = r.warnings;
   } catch (e) {
     exitOnConfigError(e, 'camrelay-relay');
   }
   const log = createLogger({ name: 'relay', level: config.logLevel });
+  for (const w of warnings) log.warn(w);
   // A bug must not leave a half-working daemon: log it, flush, exit non-zero (the supervisor restarts us).
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught exception');

@@ -20,7 +20,7 @@ const TEST_DIR = process.env.CAMRELAY_TEST_DIR ?? '';
 const PROJECT = process.env.COMPOSE_PROJECT_NAME ?? '';
 const GRAFANA = process.env.CAMRELAY_TEST_GRAFANA === '1';
 const SERVICES = (process.env.CAMRELAY_TEST_SERVICES ?? '').split(' ').filter(Boolean);
-const KEEPALIVE_WINDOW_MS = Number(process.env.SSH_KEEPALIVE_INTERVAL_S ?? 2) * 1000 * (Number(process.env.SSH_KEEPALIVE_COUNT_MAX ?? 2) + 1);
+const KEEPALIVE_WINDOW_MS = Number(process.env.SSH_KEEPALIVE_INTERVAL_MS ?? 2000) * (Number(process.env.SSH_KEEPALIVE_COUNT_MAX ?? 2) + 1);
 
 if (!TEST_DIR || !PROJECT) {
   throw new Error('run this through scripts/test-compose.sh (make test-compose): it starts the stack first');

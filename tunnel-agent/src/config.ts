@@ -1,14 +1,14 @@
 /**
- * tunnel-agent configuration: every variable is read and validated once at start-up into a typed,
- * frozen object. Anything invalid throws a ConfigError naming the variable, the bad value and what is
+ * tunnel-agent configuration: every variable is declared once in AGENT_SETTINGS (common/src/settings.ts;
+ * --help, docs/configuration.md and the .env.example check come from it), read and validated once at
+ * start-up into a typed, frozen object. Durations are milliseconds (`_MS`); the old `_S` names still
+ * work as aliases with a start-up warning. Anything invalid throws a ConfigError naming the variable, the bad value and what is
  * allowed (main.ts turns it into exit code 2). Key material is read here but never put in a message.
  */
 import fs from 'node:fs';
 import { isIP } from 'node:net';
 import { utils } from 'ssh2';
-import {
-  ConfigError, Env, LogLevel, readBool, readInt, readLogLevel, readNumber, readOptionalString, readPort, readString,
-} from '@camrelay/common';
+import { bool, ConfigError, defineSettings, Env, int, LogLevel, logLevel, ms, port, string } from '@camrelay/common';
 import { HostKeyPolicy, parseHostKeyPins, parseKnownHosts, policyFromKnownHosts } from './host-key';
 
 /** One `ssh -R` forward: connections to bindAddress:bindPort on the server reach host:port here. */
@@ -128,8 +128,7 @@ function looksLikeSecret(value: string): boolean {
   return /PRIVATE KEY|PuTTY-User-Key-File|[\r\n]/.test(value) || value.length > 1024;
 }
 
-function readFile(env: Env, name: string, what: string): { path: string; data: Buffer } {
-  const p = readOptionalString(env, name);
+function readFile(name: string, p: string | undefined, what: string): { path: string; data: Buffer } {
   if (p === undefined) throw new ConfigError(name, '', `the path of ${what}`);
   if (looksLikeSecret(p)) {
     throw new ConfigError(name, '<redacted: this looks like the secret itself, not a path>', `the PATH of a file holding ${what} (write the secret to a file, chmod 600, and set ${name} to its path)`);
@@ -141,24 +140,60 @@ function readFile(env: Env, name: string, what: string): { path: string; data: B
   }
 }
 
-function secondsToMs(env: Env, name: string, def: number, min: number, max: number): number {
-  return Math.round(readNumber(env, name, def, { min, max }) * 1000);
+const seconds = (env: string) => [{ env, scale: 1000, unit: 'seconds' }];
+
+/** Every setting the agent reads, in the order --help, docs/configuration.md and .env.example list them. */
+export const AGENT_SETTINGS = defineSettings({
+  program: 'tunnel-agent',
+  section: 'tunnel-agent',
+  usage: 'node tunnel-agent/dist/main.js [--help]   (all settings are environment variables)',
+  intro:
+    'camrelay tunnel-agent (home machine): keeps `ssh -R` forwards to the tunnel-server up, with host key ' +
+    'verification, keepalives, backoff and Prometheus metrics.',
+  settings: {
+    sshHost: { env: 'SSH_HOST', kind: string({ allowed: 'the SSH server host name or IP address', test: isHost }), group: 'Server and keys', doc: "the tunnel-server's host name or IP address (required)" },
+    sshPort: { env: 'SSH_PORT', kind: port(1), default: 22, doc: "the tunnel-server's SSH port (docker-compose.yml passes 2222, the tunnel-server container's port, unless set)" },
+    sshUser: { env: 'SSH_USER', kind: string({ allowed: 'a user name of letters, digits, ".", "_" or "-" (at most 32)', test: (u) => /^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$/.test(u) }), default: 'tunnel', doc: 'the tunnel-only account' },
+    privateKeyFile: { env: 'SSH_PRIVATE_KEY_FILE', kind: string({ allowed: 'the path of an OpenSSH private key' }), doc: "PATH of the agent's private key file, not the key itself (required; `make keys` writes secrets/tunnel_client_key)" },
+    passphraseFile: { env: 'SSH_PRIVATE_KEY_PASSPHRASE_FILE', kind: string({ allowed: 'the path of a file holding the key passphrase' }), doc: "file holding the key's passphrase, only for a passphrase-protected key" },
+    hostKey: { env: 'SSH_HOST_KEY', kind: string(), doc: "the server's host key pin printed by `make keys`: `SHA256:...` as `ssh-keygen -lf` prints it, or the line `ssh-ed25519 AAAA...`; comma-separated for several (required unless SSH_KNOWN_HOSTS_FILE is set)" },
+    knownHostsFile: { env: 'SSH_KNOWN_HOSTS_FILE', kind: string({ allowed: 'the path of an OpenSSH known_hosts file' }), doc: 'instead of SSH_HOST_KEY: an OpenSSH known_hosts file (hashed entries and [host]:port supported)' },
+    insecure: { env: 'SSH_INSECURE_ACCEPT_ANY_HOST_KEY', kind: bool(), default: false, doc: 'true = accept ANY server key (logs a warning at every connect); never in production' },
+    forwards: { env: 'TUNNEL_FORWARDS', kind: string(), default: '1234:cam:1234', group: 'Forwards', doc: 'forwards in `ssh -R` syntax, comma-separated: [bind_address:]port:host:hostport; no bind address = the server\'s loopback only, 0.0.0.0 (or *) = reachable by other containers' },
+    keepaliveIntervalMs: { env: 'SSH_KEEPALIVE_INTERVAL_MS', kind: ms({ min: 50, max: 3_600_000 }), default: 15_000, unit: 'ms', aliases: seconds('SSH_KEEPALIVE_INTERVAL_S'), group: 'Timing', doc: 'interval between SSH keepalives' },
+    keepaliveCountMax: { env: 'SSH_KEEPALIVE_COUNT_MAX', kind: int({ min: 1, max: 100 }), default: 3, doc: 'unanswered keepalives before the link counts as dead' },
+    connectTimeoutMs: { env: 'SSH_CONNECT_TIMEOUT_MS', kind: ms({ min: 100, max: 600_000 }), default: 15_000, unit: 'ms', aliases: seconds('SSH_CONNECT_TIMEOUT_S'), doc: 'SSH handshake timeout and forward-request reply timeout' },
+    reconnectMinMs: { env: 'RECONNECT_MIN_MS', kind: ms({ min: 50, max: 3_600_000 }), default: 1000, unit: 'ms', aliases: seconds('RECONNECT_MIN_S'), doc: 'backoff for failures that reach the server: first ceiling (full jitter)' },
+    reconnectMaxMs: { env: 'RECONNECT_MAX_MS', kind: ms({ min: 50, max: 86_400_000 }), default: 60_000, unit: 'ms', aliases: seconds('RECONNECT_MAX_S'), doc: 'backoff cap, at least RECONNECT_MIN_MS; also the minimum wait after a host key mismatch' },
+    stableAfterMs: { env: 'STABLE_AFTER_MS', kind: ms({ min: 0, max: 86_400_000 }), default: 30_000, unit: 'ms', aliases: seconds('STABLE_AFTER_S'), doc: 'a session up this long resets the backoff' },
+    unreachableProbeMs: { env: 'UNREACHABLE_PROBE_MS', kind: ms({ min: 10, max: 600_000 }), default: 500, unit: 'ms', doc: 'while the server is unreachable (refused, no route), probe it with a TCP connect this often; on a route that drops packets the probes overlap' },
+    forwardBindRetryMs: { env: 'FORWARD_BIND_RETRY_MS', kind: ms({ min: 10, max: 600_000 }), default: 2000, unit: 'ms', doc: 'retry interval for a forward sshd refused to bind (port still held by a dead session)' },
+    forwardConnectTimeoutMs: { env: 'FORWARD_CONNECT_TIMEOUT_MS', kind: ms({ min: 10, max: 600_000 }), default: 5000, unit: 'ms', doc: 'connect timeout to the target (the camera) per forwarded connection' },
+    forwardMaxConnections: { env: 'FORWARD_MAX_CONNECTIONS', kind: int({ min: 1, max: 10_000 }), default: 16, doc: 'concurrent connections per forward; more are rejected' },
+    metricsHost: { env: 'METRICS_HOST', kind: string(), default: '0.0.0.0', group: 'Process', doc: "listen address of the agent's /metrics, /healthz, /readyz" },
+    metricsPort: { env: 'METRICS_PORT', kind: port(0), default: 9101, doc: "port of the agent's /metrics, /healthz, /readyz (0 = pick a free port)" },
+    logLevel: { env: 'LOG_LEVEL', kind: logLevel(), default: 'info', doc: 'log level' },
+  },
+});
+
+/** Parses the command line: only --help (every setting is an environment variable). */
+export function parseArgs(argv: readonly string[]): { help: boolean } {
+  return { help: AGENT_SETTINGS.parseArgv(argv).help };
 }
 
 export function loadConfig(env: Env = process.env): AgentConfig {
-  const warnings: string[] = [];
-  const sshHost = readString(env, 'SSH_HOST', '');
-  if (sshHost === '' || !isHost(sshHost)) throw new ConfigError('SSH_HOST', sshHost, 'the SSH server host name or IP address');
-  const sshPort = readInt(env, 'SSH_PORT', 22, { min: 1, max: 65535 });
-  const sshUser = readString(env, 'SSH_USER', 'tunnel');
-  if (!/^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$/.test(sshUser)) {
-    throw new ConfigError('SSH_USER', sshUser, 'a user name of letters, digits, ".", "_" or "-" (at most 32)');
-  }
+  const p = AGENT_SETTINGS.parse(env);
+  const v = p.values;
+  const warnings: string[] = [...p.warnings];
+  const sshHost = v.sshHost;
+  if (sshHost === undefined) throw new ConfigError('SSH_HOST', '', 'the SSH server host name or IP address');
+  const sshPort = v.sshPort;
+  const sshUser = v.sshUser;
 
-  const key = readFile(env, 'SSH_PRIVATE_KEY_FILE', 'an OpenSSH private key (make keys)');
+  const key = readFile('SSH_PRIVATE_KEY_FILE', v.privateKeyFile, 'an OpenSSH private key (make keys)');
   let passphrase: string | undefined;
-  if (readOptionalString(env, 'SSH_PRIVATE_KEY_PASSPHRASE_FILE') !== undefined) {
-    passphrase = readFile(env, 'SSH_PRIVATE_KEY_PASSPHRASE_FILE', 'the key passphrase').data.toString('utf8').replace(/\r?\n$/, '');
+  if (v.passphraseFile !== undefined) {
+    passphrase = readFile('SSH_PRIVATE_KEY_PASSPHRASE_FILE', v.passphraseFile, 'the key passphrase').data.toString('utf8').replace(/\r?\n$/, '');
   }
   const parsed = utils.parseKey(key.data, passphrase);
   if (parsed instanceof Error) {
@@ -176,14 +211,14 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     /* already read it, so stat failing is a race we can ignore */
   }
 
-  const insecure = readBool(env, 'SSH_INSECURE_ACCEPT_ANY_HOST_KEY', false);
-  const khFile = readOptionalString(env, 'SSH_KNOWN_HOSTS_FILE');
-  const pin = readOptionalString(env, 'SSH_HOST_KEY');
+  const insecure = v.insecure;
+  const khFile = v.knownHostsFile;
+  const pin = v.hostKey;
   let hostKey: HostKeyPolicy;
   if (khFile !== undefined && pin !== undefined) {
     throw new ConfigError('SSH_HOST_KEY', pin, 'unset when SSH_KNOWN_HOSTS_FILE is set (use one of the two)');
   } else if (khFile !== undefined) {
-    const kh = readFile(env, 'SSH_KNOWN_HOSTS_FILE', 'OpenSSH known_hosts lines');
+    const kh = readFile('SSH_KNOWN_HOSTS_FILE', khFile, 'OpenSSH known_hosts lines');
     const entries = parseKnownHosts(kh.data.toString('utf8'));
     try {
       hostKey = policyFromKnownHosts(entries, sshHost, sshPort);
@@ -210,11 +245,9 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     warnings.push('SSH_INSECURE_ACCEPT_ANY_HOST_KEY=true is ignored because a host key is configured');
   }
 
-  const forwards = parseForwards(readString(env, 'TUNNEL_FORWARDS', '1234:cam:1234'));
-  const reconnectMinMs = secondsToMs(env, 'RECONNECT_MIN_S', 1, 0.05, 3600);
-  const reconnectMaxMs = secondsToMs(env, 'RECONNECT_MAX_S', 60, 0.05, 86400);
-  if (reconnectMaxMs < reconnectMinMs) {
-    throw new ConfigError('RECONNECT_MAX_S', String(reconnectMaxMs / 1000), `a number >= RECONNECT_MIN_S (${reconnectMinMs / 1000})`);
+  const forwards = parseForwards(v.forwards);
+  if (v.reconnectMaxMs < v.reconnectMinMs) {
+    throw p.error('reconnectMaxMs', `a value >= ${p.name('reconnectMinMs')} (${v.reconnectMinMs} ms)`);
   }
 
   return Object.freeze({
@@ -227,18 +260,18 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     warnings: Object.freeze(warnings),
     hostKey,
     forwards: Object.freeze(forwards),
-    keepaliveIntervalMs: secondsToMs(env, 'SSH_KEEPALIVE_INTERVAL_S', 15, 0.05, 3600),
-    keepaliveCountMax: readInt(env, 'SSH_KEEPALIVE_COUNT_MAX', 3, { min: 1, max: 100 }),
-    connectTimeoutMs: secondsToMs(env, 'SSH_CONNECT_TIMEOUT_S', 15, 0.1, 600),
-    reconnectMinMs,
-    reconnectMaxMs,
-    stableAfterMs: secondsToMs(env, 'STABLE_AFTER_S', 30, 0, 86400),
-    forwardConnectTimeoutMs: readInt(env, 'FORWARD_CONNECT_TIMEOUT_MS', 5000, { min: 10, max: 600_000 }),
-    forwardMaxConnections: readInt(env, 'FORWARD_MAX_CONNECTIONS', 16, { min: 1, max: 10_000 }),
-    forwardBindRetryMs: readInt(env, 'FORWARD_BIND_RETRY_MS', 2000, { min: 10, max: 600_000 }),
-    unreachableProbeMs: readInt(env, 'UNREACHABLE_PROBE_MS', 500, { min: 10, max: 600_000 }),
-    metricsHost: readString(env, 'METRICS_HOST', '0.0.0.0'),
-    metricsPort: readPort(env, 'METRICS_PORT', 9101),
-    logLevel: readLogLevel(env),
+    keepaliveIntervalMs: v.keepaliveIntervalMs,
+    keepaliveCountMax: v.keepaliveCountMax,
+    connectTimeoutMs: v.connectTimeoutMs,
+    reconnectMinMs: v.reconnectMinMs,
+    reconnectMaxMs: v.reconnectMaxMs,
+    stableAfterMs: v.stableAfterMs,
+    forwardConnectTimeoutMs: v.forwardConnectTimeoutMs,
+    forwardMaxConnections: v.forwardMaxConnections,
+    forwardBindRetryMs: v.forwardBindRetryMs,
+    unreachableProbeMs: v.unreachableProbeMs,
+    metricsHost: v.metricsHost,
+    metricsPort: v.metricsPort,
+    logLevel: v.logLevel,
   });
 }

@@ -4,7 +4,7 @@
  * supervisor + metrics/health server, stopped in reverse order on SIGTERM/SIGINT.
  */
 import { MetricsServer, ServiceGroup, createLogger, exitOnConfigError } from '@camrelay/common';
-import { AgentConfig, loadConfig } from './config';
+import { AGENT_SETTINGS, AgentConfig, loadConfig, parseArgs } from './config';
 import { AgentMetrics } from './metrics';
 import { Supervisor } from './supervisor';
 
@@ -14,6 +14,10 @@ const VERSION: string = (require('../package.json') as { version: string }).vers
 async function main(): Promise<void> {
   let config: AgentConfig;
   try {
+    if (parseArgs(process.argv.slice(2)).help) {
+      process.stdout.write(AGENT_SETTINGS.help());
+      return;
+    }
     config = loadConfig(process.env);
   } catch (e) {
     exitOnConfigError(e, 'tunnel-agent');

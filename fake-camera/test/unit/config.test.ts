@@ -1,5 +1,8 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { ConfigError } from '@camrelay/common';
-import { loadConfig, parseArgs } from '../../src/config';
+import { FakeCamera } from '../../src/camera';
+import { FAKE_CAMERA_SETTINGS, loadConfig, parseArgs, USAGE } from '../../src/config';
 
 describe('fake-camera config', () => {
   test('defaults', () => {
@@ -23,8 +26,26 @@ describe('fake-camera config', () => {
   });
 
   test('unknown flags and missing values are config errors; --help is recognised', () => {
-    expect(() => parseArgs(['--prot', '1'])).toThrow(/--prot/);
+    expect(() => parseArgs(['--prot', '1'])).toThrow(/unknown argument "--prot": allowed flags are --port, --host, /);
     expect(() => parseArgs(['--port'])).toThrow(/--port/);
     expect(parseArgs(['--port', '1', '--help'])).toEqual({ help: true });
+  });
+
+  test('--help lists every flag and variable with its default', () => {
+    for (const v of FAKE_CAMERA_SETTINGS.variables()) expect(USAGE).toContain(v.name);
+    expect(USAGE).toContain('FAKE_CAMERA_FAULT_RATE (--fault-rate F) [0.3]');
+  });
+
+  test('the FakeCamera constructor takes its defaults from the declaration', () => {
+    const cam = new FakeCamera();
+    expect(cam.port).toBe(FAKE_CAMERA_SETTINGS.defaults().port);
+    expect(cam.mode).toBe('ok');
+    expect(cam.stats.mode).toBe(loadConfig({}).mode);
+  });
+
+  test('.env.example lists every variable with its default, and docs/configuration.md the generated table', () => {
+    const root = path.resolve(__dirname, '../../..');
+    expect(FAKE_CAMERA_SETTINGS.checkEnvExample(fs.readFileSync(path.join(root, '.env.example'), 'utf8'))).toEqual([]);
+    expect(fs.readFileSync(path.join(root, 'docs/configuration.md'), 'utf8')).toContain(FAKE_CAMERA_SETTINGS.markdown());
   });
 });

@@ -112,7 +112,7 @@ describe('test client', () => {
     const relay = await startRelay({ CAMERA_PORT: String(cam.port), CAMERA_HOST: '127.0.0.1' });
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-client-'));
     try {
-      const r = spawnSync(process.execPath, [path.join(ROOT, 'relay/dist/client.js'), '--host', '127.0.0.1', '--port', String(relay.clientPort), '--frames', '12', '--concurrency', '3', '--out', out], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'client/dist/client.js'), '--host', '127.0.0.1', '--port', String(relay.clientPort), '--frames', '12', '--concurrency', '3', '--out', out], { encoding: 'utf8', timeout: 30_000 });
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/12\/12 whole frames from 127\.0\.0\.1:\d+ in [\d.]+ s: [\d.]+ frames\/s, latency p50 [\d.]+ ms p99 [\d.]+ ms/);
       const files = fs.readdirSync(out);
@@ -125,7 +125,7 @@ describe('test client', () => {
 
   test('exits non-zero when a frame is not whole', async () => {
     const cam = await startCamera(['--mode', 'truncated']);
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'relay/dist/client.js'), '--host', '127.0.0.1', '--port', String(cam.port), '--frames', '2'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'client/dist/client.js'), '--host', '127.0.0.1', '--port', String(cam.port), '--frames', '2'], { encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(1);
     expect(r.stdout).toContain('BAD (truncated');
     expect(r.stdout).toContain('0/2 whole frames');
@@ -136,7 +136,7 @@ describe('test client', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'relay-client-')), 'a-file');
     fs.writeFileSync(file, 'x');
     try {
-      const r = spawnSync(process.execPath, [path.join(ROOT, 'relay/dist/client.js'), '--host', '127.0.0.1', '--port', String(cam.port), '--frames', '1', '--out', path.join(file, 'frames')], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'client/dist/client.js'), '--host', '127.0.0.1', '--port', String(cam.port), '--frames', '1', '--out', path.join(file, 'frames')], { encoding: 'utf8', timeout: 30_000 });
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/^camrelay-client: ENOTDIR: not a directory, mkdir '.*frames'\n$/);
     } finally {

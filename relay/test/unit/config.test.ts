@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '@camrelay/common';
-import { loadConfig, parseArgs, RelayConfig, usage, VARS } from '../../src/config';
+import { loadConfig, RELAY_SETTINGS, RelayConfig, usage } from '../../src/config';
 
 function cfg(env: Record<string, string> = {}, argv: string[] = []): RelayConfig {
   const r = loadConfig(argv, env);
@@ -39,8 +39,9 @@ describe('relay config', () => {
     expect(c.archive).toMatchObject({ cron: undefined, dir: '/var/lib/camrelay/snapshots', keep: 0, maxAgeHours: 0 });
     expect(c.shutdownGraceMs).toBe(5000);
     expect(c.logLevel).toBe('info');
-    // every documented default is the parsed default
-    for (const v of VARS) expect(typeof v.def).toBe('string');
+    // the declared defaults are the parsed ones (the table is the only place they are written)
+    const d = RELAY_SETTINGS.defaults();
+    expect([c.source.maxFps, c.source.port, c.clients.rawPort, c.archive.maxFrameAgeMs]).toEqual([d.maxFps, d.cameraPort, d.rawPort, d.snapshotMaxFrameAgeMs]);
   });
 
   test('the config is frozen, deeply', () => {
@@ -81,7 +82,7 @@ describe('relay config', () => {
     expect(loadConfig(['--help'], {})).toEqual({ help: true });
     expect(loadConfig(['-h', '--bogus-is-not-parsed-after-help'].slice(0, 1), {})).toEqual({ help: true });
     const u = usage();
-    for (const v of VARS) expect(u).toContain(v.name);
+    for (const v of RELAY_SETTINGS.variables()) expect(u).toContain(v.name);
     expect(u).toContain('--esp32-host');
   });
 
@@ -129,7 +130,7 @@ describe('relay config', () => {
     expect(configError({}, ['--esp32-host']).message).toMatch(/--esp32-host needs a value/);
     expect(configError({}, ['--esp32-host', '--client-port', '1']).message).toMatch(/needs a value/);
     expect(configError({}, ['positional']).message).toMatch(/unknown argument/);
-    expect(parseArgs([]).overrides.size).toBe(0);
+    expect(RELAY_SETTINGS.parseArgv([])).toEqual({ help: false, flags: {} });
   });
 
   describe('secrets', () => {
@@ -158,13 +159,22 @@ describe('relay config', () => {
     });
   });
 
-  test('.env.example and the README document every variable', () => {
+  test('.env.example lists every variable with its default, and docs/configuration.md the generated table', () => {
     const root = path.resolve(__dirname, '../../..');
-    const envExample = fs.readFileSync(path.join(root, '.env.example'), 'utf8');
-    const relaySection = /section:relay\n([\s\S]*?)\/section:relay/.exec(envExample)?.[1] ?? '';
-    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-    const readmeSection = /<!-- section:relay -->([\s\S]*?)<!-- \/section:relay -->/.exec(readme)?.[1] ?? '';
-    const missing = VARS.filter((v) => !new RegExp(`^#?\\s*${v.name}=`, 'm').test(relaySection) || !readmeSection.includes(`\`${v.name}\``)).map((v) => v.name);
-    expect(missing).toEqual([]);
+    expect(RELAY_SETTINGS.checkEnvExample(fs.readFileSync(path.join(root, '.env.example'), 'utf8'))).toEqual([]);
+    expect(fs.readFileSync(path.join(root, 'docs/configuration.md'), 'utf8')).toContain(RELAY_SETTINGS.markdown());
+  });
+
+  test('per-camera settings: the camera list may override them, with key-path errors', () => {
+    expect(RELAY_SETTINGS.perCameraKeys()).toEqual(expect.arrayContaining([
+      'mode', 'host', 'port', 'connect_timeout_ms', 'idle_timeout_ms', 'deadline_ms', 'frame_max_bytes', 'retry_base_ms', 'retry_max_ms',
+      'max_fps', 'idle_fps', 'stale_after_idle_ms', 'ingest_port', 'raw_port', 'snapshot_cron', 'snapshot_keep', 'snapshot_max_age_hours',
+      'snapshot_max_frame_age_ms', 'max_frame_age_ms',
+    ]));
+    expect(RELAY_SETTINGS.validateOverrides({ max_fps: 10, raw_port: 8082, snapshot_cron: '0 * * * * *' }, 'cameras.garden')).toEqual({ maxFps: 10, rawPort: 8082, snapshotCron: '0 * * * * *' });
+    expect(() => RELAY_SETTINGS.validateOverrides({ max_fps: 'x' }, 'cameras.garden')).toThrow('cameras.garden.max_fps: "x" is not a number (0-1000)');
+    expect(() => RELAY_SETTINGS.validateOverrides({ raw_port: 80808 }, 'cameras.garden')).toThrow('cameras.garden.raw_port: 80808 is not a port (0-65535)');
+    expect(() => RELAY_SETTINGS.validateOverrides({ snapshot_cron: '61 * * * * *' }, 'cameras.garden')).toThrow(/cameras\.garden\.snapshot_cron: "61 \* \* \* \* \*" is not a node-cron expression/);
+    expect(() => RELAY_SETTINGS.validateOverrides({ viewer_password: 'x' }, 'cameras.garden')).toThrow(/cameras\.garden\.viewer_password: unknown key \(allowed: mode, host, port, /);
   });
 });

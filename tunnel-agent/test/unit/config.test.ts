@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { utils } from 'ssh2';
 import { ConfigError } from '@camrelay/common';
-import { loadConfig, parseForwards } from '../../src/config';
+import { AGENT_SETTINGS, loadConfig, parseArgs, parseForwards } from '../../src/config';
 
 const ED = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHy29G1vZIzSksGNZkexzVSYYdcYvNkQ6vbmc3Vle1m9';
 const ED_FP = 'SHA256:v0hp/6iN1QKJ5SJ+dwHhRHlI31smn6tzZ8knODD5sgo';
@@ -85,7 +85,7 @@ describe('loadConfig', () => {
     const c = loadConfig(base());
     expect(c).toMatchObject({
       sshHost: 'vps.example.com', sshPort: 22, sshUser: 'tunnel', keepaliveIntervalMs: 15000, keepaliveCountMax: 3,
-      reconnectMaxMs: 60000, metricsPort: 9101, forwards: [{ spec: '1234:cam:1234' }], hostKey: { kind: 'pinned', accept: [ED_FP] },
+      reconnectMinMs: 1000, reconnectMaxMs: 60000, connectTimeoutMs: 15000, stableAfterMs: 30000, metricsPort: 9101, forwards: [{ spec: '1234:cam:1234' }], hostKey: { kind: 'pinned', accept: [ED_FP] },
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(c.warnings).toEqual([]);
@@ -156,10 +156,15 @@ describe('loadConfig', () => {
     ['SSH_PORT', '0'],
     ['SSH_USER', 'root;rm'],
     ['SSH_HOST_KEY', 'SHA256:short'],
+    ['SSH_KEEPALIVE_INTERVAL_MS', '0'],
     ['SSH_KEEPALIVE_INTERVAL_S', '0'],
     ['SSH_KEEPALIVE_COUNT_MAX', '0'],
+    ['SSH_CONNECT_TIMEOUT_MS', 'abc'],
     ['SSH_CONNECT_TIMEOUT_S', 'abc'],
+    ['RECONNECT_MIN_MS', '-1'],
     ['RECONNECT_MIN_S', '-1'],
+    ['RECONNECT_MAX_MS', '1.5'],
+    ['STABLE_AFTER_MS', 'x'],
     ['STABLE_AFTER_S', 'x'],
     ['FORWARD_CONNECT_TIMEOUT_MS', '1.5'],
     ['FORWARD_MAX_CONNECTIONS', '0'],
@@ -175,7 +180,39 @@ describe('loadConfig', () => {
     expect(e.message).toMatch(/expected/);
   });
 
-  test('RECONNECT_MAX_S below RECONNECT_MIN_S', () => {
+  test('RECONNECT_MAX_MS below RECONNECT_MIN_MS, under the names the user set', () => {
+    expect(configError({ ...base(), RECONNECT_MIN_MS: '10000', RECONNECT_MAX_MS: '5000' })).toMatchObject({ variable: 'RECONNECT_MAX_MS', message: 'invalid RECONNECT_MAX_MS="5000": expected a value >= RECONNECT_MIN_MS (10000 ms)' });
     expect(configError({ ...base(), RECONNECT_MIN_S: '10', RECONNECT_MAX_S: '5' }).variable).toBe('RECONNECT_MAX_S');
+  });
+
+  test('the old _S names still work, converted to ms, with one warning line each', () => {
+    const c = loadConfig({ ...base(), SSH_KEEPALIVE_INTERVAL_S: '0.5', SSH_CONNECT_TIMEOUT_S: '5', RECONNECT_MIN_S: '0.1', RECONNECT_MAX_S: '2', STABLE_AFTER_S: '1' });
+    expect(c).toMatchObject({ keepaliveIntervalMs: 500, connectTimeoutMs: 5000, reconnectMinMs: 100, reconnectMaxMs: 2000, stableAfterMs: 1000 });
+    expect(c.warnings).toHaveLength(5);
+    expect(c.warnings).toContain('RECONNECT_MAX_S is deprecated, use RECONNECT_MAX_MS (ms): RECONNECT_MAX_S=2 read as RECONNECT_MAX_MS=2000');
+    expect(configError({ ...base(), SSH_KEEPALIVE_INTERVAL_S: 'often' }).message).toBe('invalid SSH_KEEPALIVE_INTERVAL_S="often": expected a number of seconds from 0.05 to 3600');
+  });
+
+  test('an old and a new name set together is an error naming both', () => {
+    const e = configError({ ...base(), STABLE_AFTER_S: '1', STABLE_AFTER_MS: '1000' });
+    expect(e.variable).toBe('STABLE_AFTER_S');
+    expect(e.message).toMatch(/only one of STABLE_AFTER_S .* and STABLE_AFTER_MS/);
+  });
+});
+
+describe('declaration', () => {
+  test('--help is the only flag; unknown flags list what is allowed', () => {
+    expect(parseArgs(['--help'])).toEqual({ help: true });
+    expect(parseArgs([])).toEqual({ help: false });
+    expect(() => parseArgs(['--ssh-host', 'x'])).toThrow('unknown argument "--ssh-host": allowed flags are --help (see --help)');
+    const h = AGENT_SETTINGS.help();
+    for (const v of AGENT_SETTINGS.variables()) expect(h).toContain(v.name);
+    expect(h).toContain('old name RECONNECT_MIN_S (in seconds)');
+  });
+
+  test('.env.example lists every variable with its default, and docs/configuration.md the generated table', () => {
+    const root = path.resolve(__dirname, '../../..');
+    expect(AGENT_SETTINGS.checkEnvExample(fs.readFileSync(path.join(root, '.env.example'), 'utf8'))).toEqual([]);
+    expect(fs.readFileSync(path.join(root, 'docs/configuration.md'), 'utf8')).toContain(AGENT_SETTINGS.markdown());
   });
 });

@@ -1,6 +1,35 @@
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { checkJpeg } from '@camrelay/common';
 import { parseClientArgs, run } from '../../src/client';
-import { jpeg, TestCamera } from './support';
+
+/** A whole JPEG (SOI ... EOI) whose 5th byte is n. */
+function jpeg(n: number, size = 16): Buffer {
+  const b = Buffer.alloc(size, 0x11);
+  b.set([0xff, 0xd8, 0xff, 0xe0], 0);
+  b.writeUInt16BE(n & 0xffff, 4);
+  b.set([0xff, 0xd9], size - 2);
+  return b;
+}
+
+/** A one-shot camera on loopback: connection n gets behaviour(socket, n). */
+class TestCamera {
+  private connections = 0;
+  private readonly server: net.Server;
+  constructor(behaviour: (s: net.Socket, n: number) => void) {
+    this.server = net.createServer((s) => {
+      s.on('error', () => undefined);
+      behaviour(s, ++this.connections);
+    });
+  }
+  async start(): Promise<number> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    return (this.server.address() as AddressInfo).port;
+  }
+  stop(): Promise<void> {
+    return new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
 
 describe('test client', () => {
   test('parses its flags with defaults', () => {
@@ -9,6 +38,7 @@ describe('test client', () => {
       host: 'vps', port: 1, frames: 5, concurrency: 2, out: 'd', timeoutMs: 50,
     });
     expect(parseClientArgs(['--help'])).toBe('help');
+    expect(parseClientArgs(['--port=9', '--frames=3'])).toMatchObject({ port: 9, frames: 3 });
   });
 
   test.each([
@@ -16,6 +46,9 @@ describe('test client', () => {
     [['--port', '0'], /invalid --port="0": expected an integer from 1 to 65535/],
     [['--port', '1', '--frames', 'x'], /invalid --frames="x"/],
     [['--port', '1', '--bogus'], /unknown argument "--bogus"/],
+    [['--port', '1', 'stray'], /unknown argument "stray"/],
+    [['--port'], /--port needs a value/],
+    [['--host', '--port', '1'], /--host needs a value/],
   ])('%j is rejected', (argv, msg) => {
     expect(() => parseClientArgs(argv)).toThrow(msg);
   });

@@ -3,7 +3,7 @@
  * Test client for the raw protocol (the seed's test_client.py): fetches N frames from a camera or
  * a relay, checks that each is a whole JPEG, optionally saves them, and prints frames/s and latency.
  *
- *   node relay/dist/client.js --host H --port P [--frames N] [--out DIR] [--concurrency C] [--timeout-ms T]
+ *   node client/dist/client.js --host H --port P [--frames N] [--out DIR] [--concurrency C] [--timeout-ms T]
  *
  * Exit code: 0 when every frame was whole, 1 when any was not, 2 on a bad command line or an --out
  * it cannot write to.
@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { checkJpeg } from '@camrelay/common';
 
 export interface ClientOptions {
@@ -40,53 +41,51 @@ export interface RunSummary {
   p99Ms: number;
 }
 
-const USAGE = 'usage: node relay/dist/client.js --host HOST --port PORT [--frames N (default 10)] [--out DIR] [--concurrency C (default 1)] [--timeout-ms T (default 10000)]';
+const USAGE = 'usage: node client/dist/client.js --host HOST --port PORT [--frames N (default 10)] [--out DIR] [--concurrency C (default 1)] [--timeout-ms T (default 10000)]';
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string' },
+  frames: { type: 'string', default: '10' },
+  concurrency: { type: 'string', default: '1' },
+  'timeout-ms': { type: 'string', default: '10000' },
+  out: { type: 'string' },
+} as const;
+
+/** Parses the command line (node:util parseArgs, strict). Throws an Error whose message says what is wrong. */
 export function parseClientArgs(argv: readonly string[]): ClientOptions | 'help' {
-  const o: Partial<ClientOptions> & { frames: number; concurrency: number; timeoutMs: number } = { host: '127.0.0.1', frames: 10, concurrency: 1, timeoutMs: 10_000 };
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (e) {
+    // name the offending argument; parseArgs' own text is long and generic
+    const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+    for (const t of tokens ?? []) {
+      if (t.kind === 'positional' || (t.kind === 'option' && !(t.name in OPTIONS))) {
+        throw new Error(`unknown argument ${JSON.stringify(t.kind === 'positional' ? t.value : t.rawName)}`);
+      }
+      if (t.kind === 'option' && t.name !== 'help' && (t.value === undefined || (!t.inlineValue && t.value.startsWith('-')))) {
+        throw new Error(`${t.rawName} needs a value`);
+      }
+    }
+    throw new Error((e as Error).message);
+  }
+  if (values.help) return 'help';
   const int = (flag: string, v: string | undefined, min: number, max: number) => {
     if (v === undefined || !/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new Error(`invalid ${flag}=${JSON.stringify(v ?? '')}: expected an integer from ${min} to ${max}`);
     return Number(v);
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = argv[i + 1];
-    switch (a) {
-      case '--help':
-      case '-h':
-        return 'help';
-      case '--host':
-        if (v === undefined) throw new Error('--host needs a value');
-        o.host = v;
-        i++;
-        break;
-      case '--port':
-        o.port = int(a, v, 1, 65535);
-        i++;
-        break;
-      case '--frames':
-        o.frames = int(a, v, 1, 10_000_000);
-        i++;
-        break;
-      case '--concurrency':
-        o.concurrency = int(a, v, 1, 10_000);
-        i++;
-        break;
-      case '--timeout-ms':
-        o.timeoutMs = int(a, v, 1, 3_600_000);
-        i++;
-        break;
-      case '--out':
-        if (v === undefined) throw new Error('--out needs a directory');
-        o.out = v;
-        i++;
-        break;
-      default:
-        throw new Error(`unknown argument ${JSON.stringify(a)}`);
-    }
-  }
-  if (o.port === undefined) throw new Error('--port is required');
-  return o as ClientOptions;
+  if (values.port === undefined) throw new Error('--port is required');
+  const o: ClientOptions = {
+    host: values.host,
+    port: int('--port', values.port, 1, 65535),
+    frames: int('--frames', values.frames, 1, 10_000_000),
+    concurrency: int('--concurrency', values.concurrency, 1, 10_000),
+    timeoutMs: int('--timeout-ms', values['timeout-ms'], 1, 3_600_000),
+  };
+  if (values.out !== undefined) o.out = values.out;
+  return o;
 }
 
 /** One connection: read to EOF, verify. Never rejects. */
