@@ -7,8 +7,8 @@ import { checkJpeg } from '@camrelay/common';
 import { describeWith, killAllChildren, rawFetch, waitFor } from '../../../test-support';
 import { SSHD_COMPONENT, killAll, sshdAvailable, startSshd } from '../../../test-support/sshd';
 import { FakeCamera } from '../../../fake-camera/src/camera';
-import { BlackholeProxy } from '../support/proxy';
-import { RunningAgent, agentEnv, startAgent } from '../support/real';
+import { BlackholeProxy } from '../../../test-support/tunnel/blackhole-proxy';
+import { RunningAgent, agentEnv, startAgent } from '../../../test-support/tunnel/agent-process';
 
 jest.setTimeout(120_000);
 

@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs';
 import { utils } from 'ssh2';
-import { describeWith, killAllChildren, waitFor } from '../../../test-support';
+import { describeWith, isListening, killAllChildren, waitFor } from '../../../test-support';
 import { SSHD_COMPONENT, Sshd, killAll, makeKeyPair, sshdAvailable, startSshd } from '../../../test-support/sshd';
 import { fingerprintSha256 } from '../../src/host-key';
-import { RunningAgent, agentEnv, isListening, startAgent } from '../support/real';
+import { RunningAgent, agentEnv, startAgent } from '../../../test-support/tunnel/agent-process';
 
 jest.setTimeout(90_000);
 
