@@ -45,9 +45,9 @@ export interface TestAgent {
   stop(): Promise<void>;
 }
 
-export function makeAgent(o: TestAgentOptions): TestAgent {
-  const { log, lines } = captureLog();
-  const config: SupervisorConfig = {
+/** The agent settings the tests start from: short timings, loopback, one forward. */
+export function testAgentConfig(o: Pick<TestAgentOptions, 'sshPort' | 'privateKey' | 'hostKey' | 'forwards' | 'config'>): SupervisorConfig {
+  return {
     sshHost: '127.0.0.1',
     sshPort: o.sshPort,
     sshUser: 'tunnel',
@@ -67,6 +67,11 @@ export function makeAgent(o: TestAgentOptions): TestAgent {
     unreachableProbeMs: 500,
     ...o.config,
   };
+}
+
+export function makeAgent(o: TestAgentOptions): TestAgent {
+  const { log, lines } = captureLog();
+  const config = testAgentConfig(o);
   const holder: { sup?: Supervisor } = {};
   const metrics = new AgentMetrics({
     forwards: config.forwards.map((f) => f.spec), version: 'test', withDefaults: false,
