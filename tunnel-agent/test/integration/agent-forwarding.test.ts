@@ -5,11 +5,11 @@
  */
 import net from 'node:net';
 import { checkJpeg } from '@camrelay/common';
-import { describeWith, killAllChildren, rawFetch, waitFor } from '../../../test-support';
+import { describeWith, isListening, killAllChildren, rawFetch, waitFor } from '../../../test-support';
 import { SSHD_COMPONENT, Sshd, killAll, sshdAvailable, startSshd } from '../../../test-support/sshd';
 import { FakeCamera } from '../../../fake-camera/src/camera';
 import { frameSeqOf } from '../../../fake-camera/src/frames';
-import { RunningAgent, agentEnv, isListening, startAgent } from '../support/real';
+import { RunningAgent, agentEnv, startAgent } from '../../../test-support/tunnel/agent-process';
 
 jest.setTimeout(90_000);
 

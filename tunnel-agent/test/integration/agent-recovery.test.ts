@@ -7,8 +7,8 @@ import { checkJpeg } from '@camrelay/common';
 import { describeWith, killAllChildren, rawFetch, waitFor } from '../../../test-support';
 import { SSHD_COMPONENT, killAll, sshdAvailable, startSshd } from '../../../test-support/sshd';
 import { FakeCamera } from '../../../fake-camera/src/camera';
-import { BlackholeProxy } from '../support/proxy';
-import { RunningAgent, agentEnv, startAgent } from '../support/real';
+import { BlackholeProxy } from '../../../test-support/tunnel/blackhole-proxy';
+import { RunningAgent, agentEnv, startAgent } from '../../../test-support/tunnel/agent-process';
 
 jest.setTimeout(120_000);
 
@@ -47,7 +47,8 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-agent through a real sshd:
     await sshd.kill();
     await waitFor(async () => !(await agent!.ready()), 5000, 'agent to notice');
     await agent.child.waitForLog((l) => l.msg === 'SSH server unreachable; probing until it answers', 5000);
-    await new Promise((r) => setTimeout(r, 1000));
+    // several probes refused while sshd is down, and the agent still alive
+    await waitFor(async () => (await agent!.metric('tunnel_agent_connect_attempts_total', { result: 'unreachable' })) >= 3, 10_000, 'three refused probes');
     expect(agent.child.proc.exitCode).toBeNull();
     await sshd.restart();
     const t0 = Date.now();
@@ -70,7 +71,8 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-agent through a real sshd:
     await sshd.kill();
     await agent.child.waitForLog((l) => l.msg === 'SSH server unreachable; probing until it answers', 10_000);
     const logsAtOutage = agent.child.logs().length;
-    await new Promise((r) => setTimeout(r, 12_000));
+    // about 12 s of outage: 24 refused probes, one every 0.5 s
+    await waitFor(async () => (await agent!.metric('tunnel_agent_connect_attempts_total', { result: 'unreachable' })) >= 24, 30_000, '24 refused probes');
     expect(agent.child.proc.exitCode).toBeNull();
     expect(await agent.ready()).toBe(false);
     expect(await agent.metric('tunnel_agent_backoff_seconds')).toBeLessThanOrEqual(0.5);
@@ -123,7 +125,7 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-agent through a real sshd:
     await sshd.stop();
     agent = await startAgent(agentEnv(sshd, camera.port), sshd.permitListenPorts[0]);
     await agent.child.waitForLog((l) => l.msg === 'SSH server unreachable; probing until it answers', 5000);
-    await new Promise((r) => setTimeout(r, 1500));
+    await waitFor(async () => (await agent!.metric('tunnel_agent_connect_attempts_total', { result: 'unreachable' })) >= 5, 10_000, 'five refused probes');
     expect(agent.child.proc.exitCode).toBeNull();
     expect(await agent.ready()).toBe(false);
     expect(await agent.metric('tunnel_agent_up')).toBe(0);

@@ -8,7 +8,7 @@ import { waitFor } from '../../../test-support';
 import { parseForwards } from '../../src/config';
 import { ForwardHandler } from '../../src/forward';
 import { AgentMetrics } from '../../src/metrics';
-import { captureLog } from '../support/agent';
+import { captureLog } from '../../../test-support/tunnel/agent';
 
 const spec = parseForwards('1234:cam:1234')[0];
 

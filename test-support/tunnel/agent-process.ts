@@ -3,8 +3,8 @@
  * with short timings, and reading its /metrics and /readyz.
  */
 import fs from 'node:fs';
-import { Child, spawnPackage, waitFor } from '../../../test-support';
-import type { Sshd } from '../../../test-support/sshd';
+import { Child, spawnPackage, waitFor } from '../index';
+import type { Sshd } from '../sshd';
 
 export interface RunningAgent {
   child: Child;
@@ -84,4 +84,3 @@ export async function startAgent(env: Record<string, string>, tunnelPort: number
   return a;
 }
 
-export { isListening } from '../../../test-support';

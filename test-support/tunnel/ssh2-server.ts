@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { Server, utils, type Connection, type ParsedKey, type ServerChannel } from 'ssh2';
-import { fingerprintSha256 } from '../../src/host-key';
+import { fingerprintSha256 } from '../../tunnel-agent/src/host-key';
 
 export type ForwardReply = 'accept' | 'reject' | 'ignore';
 

@@ -1,9 +1,15 @@
+/**
+ * An in-process tunnel-agent Supervisor for unit tests: short timings, captured logs, every state
+ * event recorded, metrics read back. With `clock` (a FakeClock) the supervisor's timers run on fake
+ * time; stop() then drives that clock until the supervisor has settled.
+ */
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '@camrelay/common';
-import { parseForwards } from '../../src/config';
-import { parseHostKeyPins } from '../../src/host-key';
-import { AgentMetrics } from '../../src/metrics';
-import { AgentState, StateInfo, Supervisor, SupervisorConfig, SupervisorOptions } from '../../src/supervisor';
+import type { FakeClock } from '../fake-clock';
+import { parseForwards } from '../../tunnel-agent/src/config';
+import { parseHostKeyPins } from '../../tunnel-agent/src/host-key';
+import { AgentMetrics } from '../../tunnel-agent/src/metrics';
+import { AgentState, StateInfo, Supervisor, SupervisorConfig, SupervisorOptions } from '../../tunnel-agent/src/supervisor';
 
 export function captureLog(): { log: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
@@ -22,7 +28,9 @@ export interface TestAgentOptions {
   hostKey: string;
   forwards?: string;
   config?: Partial<SupervisorConfig>;
-  supervisor?: Partial<SupervisorOptions>;
+  supervisor?: Partial<Omit<SupervisorOptions, 'clock'>>;
+  /** Fake time for the supervisor (and its sessions and probes). */
+  clock?: FakeClock;
 }
 
 export interface TestAgent {
@@ -33,11 +41,13 @@ export interface TestAgent {
   /** Resolves with the first state event (from now on, or already seen after `from`) matching. */
   waitState(pred: (s: StateInfo) => boolean, timeoutMs?: number, from?: number): Promise<StateInfo>;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** sup.stop(); with a fake clock, advances it (waiting for real I/O in between) until stop() resolves. */
+  stop(): Promise<void>;
 }
 
-export function makeAgent(o: TestAgentOptions): TestAgent {
-  const { log, lines } = captureLog();
-  const config: SupervisorConfig = {
+/** The agent settings the tests start from: short timings, loopback, one forward. */
+export function testAgentConfig(o: Pick<TestAgentOptions, 'sshPort' | 'privateKey' | 'hostKey' | 'forwards' | 'config'>): SupervisorConfig {
+  return {
     sshHost: '127.0.0.1',
     sshPort: o.sshPort,
     sshUser: 'tunnel',
@@ -57,12 +67,17 @@ export function makeAgent(o: TestAgentOptions): TestAgent {
     unreachableProbeMs: 500,
     ...o.config,
   };
+}
+
+export function makeAgent(o: TestAgentOptions): TestAgent {
+  const { log, lines } = captureLog();
+  const config = testAgentConfig(o);
   const holder: { sup?: Supervisor } = {};
   const metrics = new AgentMetrics({
     forwards: config.forwards.map((f) => f.spec), version: 'test', withDefaults: false,
     sessionUptime: () => holder.sup?.sessionUptimeSeconds() ?? 0,
   });
-  const s = new Supervisor({ config, metrics, log, ...o.supervisor });
+  const s = new Supervisor({ config, metrics, log, ...o.supervisor, ...(o.clock ? { clock: o.clock } : {}) });
   holder.sup = s;
   const states: StateInfo[] = [];
   s.on('state', (st: StateInfo) => states.push(st));
@@ -88,6 +103,17 @@ export function makeAgent(o: TestAgentOptions): TestAgent {
         s.on('state', on);
       }),
     metric: (name, labels) => metrics.value(name, labels),
+    stop: async () => {
+      let done = false;
+      const stopped = s.stop().then(() => {
+        done = true;
+      });
+      while (o.clock && !done) {
+        await o.clock.advanceAsync(100);
+        await new Promise((r) => setImmediate(r));
+      }
+      await stopped;
+    },
   };
 }
 
