@@ -12,9 +12,9 @@ import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { listen, type Logger, type Service } from '@camrelay/common';
-import type { Frame, FrameStore } from '../frame-store';
+import type { Frame } from '../frame-store';
 import type { BucketCounts, RelayMetrics } from '../metrics';
-import type { ClientLimiter } from './limits';
+import type { OutletDeps } from './deps';
 
 export interface RawOutletOptions {
   /** BIND_HOST */
@@ -29,13 +29,6 @@ export interface RawOutletOptions {
   writeTimeoutMs: number;
   /** SHUTDOWN_GRACE_MS: on stop(), in-flight sends get this long before they are cut (default 2000) */
   shutdownGraceMs?: number;
-}
-
-export interface OutletDeps {
-  store: FrameStore;
-  metrics: RelayMetrics;
-  limiter: ClientLimiter;
-  log: Logger;
 }
 
 /** Bytes a raw client may send before it is disconnected (the protocol has no request). */
