@@ -201,7 +201,7 @@ export class RelayMetrics {
       this.framesServed.inc({ protocol }, 0);
       this.bytesSent.inc({ protocol }, 0);
     }
-    this.framesDropped = new Counter({ name: 'relay_frames_dropped_total', help: 'Frames skipped for MJPEG viewers that were still writing the previous one', registers: [r] });
+    this.framesDropped = new Counter({ name: 'relay_frames_dropped_total', help: 'Frames MJPEG viewers did not get: replaced while the viewer was still writing an older one, or overtaken by a newer frame before the fan-out reached the viewer', registers: [r] });
     this.clientsRejected = new Counter({ name: 'relay_clients_rejected_total', help: 'Client connections refused by reason', labelNames: ['reason'], registers: [r] });
     for (const reason of REJECT_REASONS) this.clientsRejected.inc({ reason }, 0);
     this.deliveryLatency = new PlainHistogram(
