@@ -2,7 +2,7 @@
 # The promtool tier of `make test` (and `make test-promtool`):
 #   promtool check config prometheus/prometheus.yml     (also loads the rule files it names)
 #   promtool check rules  prometheus/rules/*.yml
-#   promtool test rules   prometheus/tests/*.yml        (unit tests: every alert fires and stays quiet)
+#   promtool test rules   prometheus/rule-tests/*.yml   (unit tests: every alert fires and stays quiet)
 # Each file checked or tested counts as one test. Usage: scripts/promtool-test.sh [REPORT.json]
 # writes {"passed":N,"failed":N} to REPORT.json when given; exits non-zero when anything failed.
 # Without promtool (Debian package `prometheus`): SKIPPED TIER and exit 0, unless REQUIRE_ALL=1.
@@ -53,13 +53,13 @@ run "check config prometheus/prometheus.yml" "$PROMTOOL" check config prometheus
 
 shopt -s nullglob
 rules=(prometheus/rules/*.yml)
-tests=(prometheus/tests/*.yml)
+tests=(prometheus/rule-tests/*.yml)
 if [ ${#rules[@]} -eq 0 ]; then
   echo "  FAIL  no rule files in prometheus/rules"
   failed=$((failed + 1))
 fi
 if [ ${#tests[@]} -eq 0 ]; then
-  echo "  FAIL  no unit tests in prometheus/tests"
+  echo "  FAIL  no unit tests in prometheus/rule-tests"
   failed=$((failed + 1))
 fi
 for f in "${rules[@]}"; do

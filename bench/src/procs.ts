@@ -106,8 +106,8 @@ export interface RelayProc extends Proc {
 }
 
 /** The relay as deployed (metrics, limits, logging on), with limits raised for a single-host load test. */
-export async function startRelay(cameraPort: number, env: Record<string, string> = {}, profileName?: string): Promise<RelayProc> {
-  const child = spawnChild(process.execPath, [...nodeArgs(profileName), path.join(ROOT, 'relay', 'dist', 'main.js'), '--esp32-host', '127.0.0.1', '--esp32-port', String(cameraPort), '--client-port', '0'], {
+export async function startRelay(cameraPort: number, env: Record<string, string> = {}, profileName?: string, mainJs = path.join(ROOT, 'relay', 'dist', 'main.js')): Promise<RelayProc> {
+  const child = spawnChild(process.execPath, [...nodeArgs(profileName), mainJs, '--esp32-host', '127.0.0.1', '--esp32-port', String(cameraPort), '--client-port', '0'], {
     env: {
       ...process.env,
       LOG_LEVEL: 'info',

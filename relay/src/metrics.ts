@@ -3,6 +3,7 @@
  * one each). Labels come from small fixed sets only; never a client address.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Aggregator, Metric, MetricValueWithName } from 'prom-client';
 
 export type Protocol = 'raw' | 'snapshot' | 'mjpeg' | 'push';
 export const PROTOCOLS: readonly Protocol[] = ['raw', 'snapshot', 'mjpeg'];
@@ -26,11 +27,11 @@ export interface RelayMetricsOptions {
 const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
- * Observations kept as plain numbers (per-bucket counts, sum, count) on a hot path: prom-client's
- * observe() hashes the labels and turns the bucket bound into a string key on every call. Merged
- * into the histogram at every read (collect), so scrapes are exact.
+ * One label set's histogram state as plain numbers (per-bucket counts, sum, count), cheap enough
+ * for a hot path: prom-client's observe() hashes the labels and turns the bucket bound into a
+ * string key on every call. Never reset; a read does not change it.
  */
-export class PendingHistogram {
+export class BucketCounts {
   readonly counts: number[];
   sum = 0;
   count = 0;
@@ -50,35 +51,68 @@ export class PendingHistogram {
   }
 }
 
-/** prom-client 15's per-label-set histogram state (Histogram.hashMap values). */
-type HistogramEntry = { labels: Record<string, string | number>; bucketValues: Record<number, number>; sum: number; count: number };
+/**
+ * A histogram with ONE label, kept in {@link BucketCounts} and exported through prom-client's
+ * public metric contract: registered with `Registry.registerMetric()`, read by the registry through
+ * `get()` (name, help, type, aggregator, values with metricName/labels/value, the same shape and
+ * order prom-client's own Histogram gives) and `reset()`. No prom-client internals are touched.
+ * Hot paths take a child once (`child('raw')`) and call its observe(); others call
+ * `observe({ protocol }, v)` as on a prom-client Histogram.
+ */
+export class PlainHistogram<L extends string, V extends string> {
+  readonly type = 'histogram';
+  readonly aggregator: Aggregator = 'sum';
+  private readonly children = new Map<V, BucketCounts>();
 
-/** Adds pending observations into the histogram's state for {protocol} and clears them. */
-function mergeInto(h: Histogram<'protocol'>, protocol: Protocol, p: PendingHistogram): void {
-  if (p.count === 0) return;
-  const internal = h as unknown as { hashMap: Record<string, HistogramEntry> };
-  const find = () => Object.values(internal.hashMap ?? {}).find((e) => e.labels.protocol === protocol);
-  let e = find();
-  if (!e) {
-    h.zero({ protocol });
-    e = find();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelName: L,
+    readonly bounds: readonly number[],
+    registry: Registry,
+  ) {
+    // registerMetric() is typed for prom-client's own classes; the registry only uses the metric
+    // contract implemented here (name, get(), reset())
+    registry.registerMetric(this as unknown as Metric);
   }
-  if (!e || typeof e.bucketValues !== 'object' || typeof e.sum !== 'number' || typeof e.count !== 'number') {
-    // prom-client's internals changed (the unit test says so): fall back to observe(), exact in
-    // count and buckets, the sum from bucket bounds
-    p.bounds.forEach((bound, i) => {
-      for (let k = 0; k < p.counts[i]; k++) h.observe({ protocol }, bound);
-    });
-  } else {
-    p.bounds.forEach((bound, i) => {
-      if (p.counts[i] > 0) e.bucketValues[bound] = (e.bucketValues[bound] ?? 0) + p.counts[i];
-    });
-    e.sum += p.sum;
-    e.count += p.count;
+
+  /** The counts for one label value, created (at zero, so the series is exported) on first use. */
+  child(value: V): BucketCounts {
+    let c = this.children.get(value);
+    if (!c) {
+      c = new BucketCounts(this.bounds);
+      this.children.set(value, c);
+    }
+    return c;
   }
-  p.counts.fill(0);
-  p.sum = 0;
-  p.count = 0;
+
+  observe(labels: Record<L, V>, value: number): void {
+    if (!Number.isFinite(value)) throw new TypeError(`${this.name}: value is not a finite number: ${value}`);
+    this.child(labels[this.labelName]).observe(value);
+  }
+
+  /** Forgets every label set (Registry.resetMetrics()). */
+  reset(): void {
+    this.children.clear();
+  }
+
+  async get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: Aggregator; values: MetricValueWithName<string>[] }> {
+    const values: MetricValueWithName<string>[] = [];
+    const bucket = `${this.name}_bucket`;
+    for (const [v, c] of this.children) {
+      let acc = 0;
+      c.bounds.forEach((le, i) => {
+        acc += c.counts[i];
+        values.push({ metricName: bucket, labels: { le, [this.labelName]: v }, value: acc });
+      });
+      values.push(
+        { metricName: bucket, labels: { le: '+Inf', [this.labelName]: v }, value: c.count },
+        { metricName: `${this.name}_sum`, labels: { [this.labelName]: v }, value: c.sum },
+        { metricName: `${this.name}_count`, labels: { [this.labelName]: v }, value: c.count },
+      );
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
 }
 
 export class RelayMetrics {
@@ -95,7 +129,8 @@ export class RelayMetrics {
   readonly bytesSent: Counter<'protocol'>;
   readonly framesDropped: Counter;
   readonly clientsRejected: Counter<'reason'>;
-  readonly deliveryLatency: Histogram<'protocol'>;
+  /** relay_delivery_latency_seconds by protocol (hot paths: `deliveryLatency.child('raw').observe(s)`) */
+  readonly deliveryLatency: PlainHistogram<'protocol', Protocol>;
   readonly staleFramesDiscarded: Counter;
   readonly fetchRate: Gauge;
   readonly sourcePaused: Gauge;
@@ -109,13 +144,6 @@ export class RelayMetrics {
    * relay_frames_served_total and relay_bytes_sent_total add them in at every read, so a scrape
    * is exact while a raw connection costs no prom-client label hashing. Only ever increase these.
    */
-  /** Like pending, for relay_delivery_latency_seconds: exact bucket counts, sum and count per protocol. */
-  readonly pendingLatency: Record<Protocol, PendingHistogram> = {
-    raw: new PendingHistogram(LATENCY_BUCKETS),
-    snapshot: new PendingHistogram(LATENCY_BUCKETS),
-    mjpeg: new PendingHistogram(LATENCY_BUCKETS),
-    push: new PendingHistogram(LATENCY_BUCKETS),
-  };
   readonly pending: Record<'connections' | 'served' | 'bytes', Record<Protocol, number>> = {
     connections: { raw: 0, snapshot: 0, mjpeg: 0, push: 0 },
     served: { raw: 0, snapshot: 0, mjpeg: 0, push: 0 },
@@ -173,15 +201,12 @@ export class RelayMetrics {
       this.framesServed.inc({ protocol }, 0);
       this.bytesSent.inc({ protocol }, 0);
     }
-    this.framesDropped = new Counter({ name: 'relay_frames_dropped_total', help: 'Frames skipped for MJPEG viewers that were still writing the previous one', registers: [r] });
+    this.framesDropped = new Counter({ name: 'relay_frames_dropped_total', help: 'Frames MJPEG viewers did not get: replaced while the viewer was still writing an older one, or overtaken by a newer frame before the fan-out reached the viewer', registers: [r] });
     this.clientsRejected = new Counter({ name: 'relay_clients_rejected_total', help: 'Client connections refused by reason', labelNames: ['reason'], registers: [r] });
     for (const reason of REJECT_REASONS) this.clientsRejected.inc({ reason }, 0);
-    const pendingLatency = this.pendingLatency;
-    this.deliveryLatency = new Histogram({
-      name: 'relay_delivery_latency_seconds', help: 'Time from frame published to fully written to a client socket', labelNames: ['protocol'],
-      buckets: [...LATENCY_BUCKETS], registers: [r],
-      collect() { for (const p of Object.keys(pendingLatency) as Protocol[]) mergeInto(this, p, pendingLatency[p]); },
-    });
+    this.deliveryLatency = new PlainHistogram(
+      'relay_delivery_latency_seconds', 'Time from frame published to fully written to a client socket', 'protocol', LATENCY_BUCKETS, r,
+    );
     this.staleFramesDiscarded = new Counter({ name: 'relay_stale_frames_discarded_total', help: 'First frames after an idle gap, discarded because the camera may have buffered them', registers: [r] });
     this.fetchRate = new Gauge({ name: 'relay_target_fps', help: 'Fetch rate the source currently aims for (MAX_FPS while watched, IDLE_FPS otherwise); 0 = unlimited, or paused when relay_source_paused is 1', registers: [r] });
     this.sourcePaused = new Gauge({

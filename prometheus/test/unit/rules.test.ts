@@ -9,9 +9,9 @@ import path from 'node:path';
 const DIR = path.resolve(__dirname, '../..');
 const rulesText = fs.readFileSync(path.join(DIR, 'rules/camrelay.yml'), 'utf8');
 const testsText = fs
-  .readdirSync(path.join(DIR, 'tests'))
+  .readdirSync(path.join(DIR, 'rule-tests'))
   .filter((f) => f.endsWith('.yml'))
-  .map((f) => fs.readFileSync(path.join(DIR, 'tests', f), 'utf8'))
+  .map((f) => fs.readFileSync(path.join(DIR, 'rule-tests', f), 'utf8'))
   .join('\n');
 
 /** Alert name -> its YAML block (from "- alert:" to the next rule). */

@@ -28,7 +28,7 @@ import type { RejectReason } from '../metrics';
 import { ViewerAuth } from './auth';
 import type { Lease } from './limits';
 import { MJPEG_CONTENT_TYPE, MjpegStreamer } from './mjpeg';
-import type { OutletDeps } from './raw';
+import type { OutletDeps } from './deps';
 import { SnapshotHandler, newBootId } from './snapshot';
 import { FpsMeter, SourceStatus, buildStatus, readiness } from './status';
 import { FAVICON_SVG, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './viewer-page';

@@ -1,7 +1,8 @@
 /** Client outlets: raw TCP (camera protocol) and HTTP (viewer, snapshot, MJPEG, status), sharing one limiter. */
 export { ClientLimiter, type LimiterOptions, type LimiterDeps, type Lease, type Admission } from './limits';
 export { ViewerAuth, safeEqual, type AuthOptions } from './auth';
-export { RawOutlet, type RawOutletOptions, type OutletDeps } from './raw';
+export type { OutletDeps } from './deps';
+export { RawOutlet, type RawOutletOptions } from './raw';
 export { HttpOutlet, type HttpOutletOptions, type HttpOutletDeps } from './http';
 export { MjpegStreamer, partHeader, BOUNDARY, MJPEG_CONTENT_TYPE } from './mjpeg';
 export { etagFor, etagMatches } from './snapshot';

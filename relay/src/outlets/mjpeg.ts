@@ -17,11 +17,19 @@
  *   ...                                                    (per frame)
  *
  * Hot path per frame: one part header Buffer shared by all viewers, and per viewer one corked
- * write of [header, frame, trailer] with a per-viewer callback created once.
+ * write of [header, frame, trailer] with a per-viewer callback created once; counts in plain
+ * numbers (RelayMetrics.pending, the latency child), no prom-client label hashing per viewer.
+ *
+ * Fan-out in slices: a frame is offered to at most `sliceSize` viewers at a time, then the rest
+ * wait for setImmediate, so timers (the source's pacing), camera socket I/O and other cameras run
+ * between slices: the next fetch starts while a big fan-out is still under way. A frame published
+ * while a fan-out is still running takes over the rest of it (the viewers not reached yet get the
+ * newer frame, counted as a drop of the older one) and goes round every viewer again from where the
+ * older one stopped, so under overload no viewer is always last.
  */
 import type { ServerResponse } from 'node:http';
 import type { Frame, FrameStore } from '../frame-store';
-import type { RelayMetrics } from '../metrics';
+import type { BucketCounts, RelayMetrics } from '../metrics';
 import type { ClientLimiter } from './limits';
 
 export const BOUNDARY = 'camrelay';
@@ -50,7 +58,12 @@ export interface MjpegOptions {
   writeTimeoutMs: number;
   /** MAX_FRAME_AGE_MS: the latest frame is sent at once to a new viewer when at most this old */
   maxFrameAgeMs: number;
+  /** viewers offered a frame before yielding to the event loop (default DEFAULT_SLICE) */
+  sliceSize?: number;
 }
+
+/** ~64 viewers ≈ 1-1.5 ms of writes on a small VPS core: the longest the fan-out holds the loop. */
+export const DEFAULT_SLICE = 64;
 
 export interface MjpegDeps {
   store: FrameStore;
@@ -66,6 +79,8 @@ class Viewer {
   writeStartedAt = 0;
   /** newest frame that arrived while busy */
   pending: Frame | undefined;
+  /** seq of the newest frame offered (at first: of the last one before the viewer came); a gap = frames it never got */
+  offeredSeq = 0;
   /** end() was called (shutdown): no more writes */
   ending = false;
   closed = false;
@@ -82,16 +97,36 @@ class Viewer {
 
 export class MjpegStreamer {
   private readonly viewers = new Set<Viewer>();
+  /** the viewers in fan-out order; closed ones are dropped at the next frame */
+  private order: Viewer[] = [];
+  private closedInOrder = 0;
+  /** index in `order` the fan-out continues from */
+  private cursor = 0;
+  /** the fan-out under way: its frame and how many viewers it has still to offer it to */
+  private round: { frame: Frame; left: number } | undefined;
+  private sliceQueued = false;
+  private readonly sliceSize: number;
+  /** part headers of the frames still being written (one per frame, shared by every viewer) */
+  private readonly headers = new WeakMap<Frame, Buffer>();
   private sweeper: NodeJS.Timeout | undefined;
-  private headerFor: Frame | undefined;
-  private header: Buffer = Buffer.alloc(0);
   private readonly onFrame = (f: Frame) => this.broadcast(f);
+  private readonly nextSlice = () => {
+    this.sliceQueued = false;
+    this.runSlice();
+  };
   private listening = false;
+  /** frames skipped, added to relay_frames_dropped_total once per slice / write */
+  private drops = 0;
+  /** relay_delivery_latency_seconds{protocol="mjpeg"} */
+  private readonly latency: BucketCounts;
 
   constructor(
     private readonly opts: MjpegOptions,
     private readonly deps: MjpegDeps,
-  ) {}
+  ) {
+    this.sliceSize = Math.max(1, opts.sliceSize ?? DEFAULT_SLICE);
+    this.latency = deps.metrics.deliveryLatency.child('mjpeg');
+  }
 
   /** Live viewers. */
   get size(): number {
@@ -113,7 +148,8 @@ export class MjpegStreamer {
       untrack();
     }, (v, err) => this.written(v, err));
     this.viewers.add(viewer);
-    metrics.clientConnections.inc({ protocol: 'mjpeg' });
+    this.order.push(viewer);
+    metrics.pending.connections.mjpeg++;
     this.ensureRunning();
 
     res.on('close', () => this.remove(viewer));
@@ -130,7 +166,10 @@ export class MjpegStreamer {
     });
     res.write(STREAM_PREAMBLE);
     const fresh = store.fresh(this.opts.maxFrameAgeMs);
+    // frames published before the viewer came are not its drops
+    viewer.offeredSeq = fresh ? fresh.seq - 1 : (store.latest?.seq ?? 0);
     if (fresh) this.offer(viewer, fresh);
+    this.flushDrops();
   }
 
   private ensureRunning(): void {
@@ -153,28 +192,80 @@ export class MjpegStreamer {
     }
     clearInterval(this.sweeper);
     this.sweeper = undefined;
+    this.round = undefined;
+    this.order = [];
+    this.closedInOrder = 0;
+    this.cursor = 0;
+  }
+
+  /** A fan-out is under way (tests). */
+  get broadcasting(): boolean {
+    return this.round !== undefined;
   }
 
   private broadcast(frame: Frame): void {
-    for (const v of this.viewers) this.offer(v, frame);
+    if (this.closedInOrder > 0) {
+      const at = this.order[this.cursor];
+      this.order = this.order.filter((v) => !v.closed);
+      this.closedInOrder = 0;
+      // keep going from the same viewer (or the next open one) after compaction
+      const i = at ? this.order.indexOf(at) : -1;
+      this.cursor = i >= 0 ? i : this.cursor % Math.max(1, this.order.length);
+    }
+    // a newer frame takes over an unfinished fan-out: the viewers it has not reached get this one
+    this.round = { frame, left: this.order.length };
+    this.runSlice();
+  }
+
+  private runSlice(): void {
+    const r = this.round;
+    if (!r) return;
+    const order = this.order;
+    let n = Math.min(this.sliceSize, r.left);
+    r.left -= n;
+    while (n-- > 0 && order.length > 0) {
+      if (this.cursor >= order.length) this.cursor = 0;
+      this.offer(order[this.cursor++], r.frame);
+    }
+    if (this.cursor >= order.length) this.cursor = 0;
+    this.flushDrops();
+    if (r.left > 0 && order.length > 0) {
+      if (!this.sliceQueued) {
+        this.sliceQueued = true;
+        setImmediate(this.nextSlice);
+      }
+    } else if (this.round === r) {
+      this.round = undefined;
+    }
   }
 
   private offer(v: Viewer, frame: Frame): void {
-    if (v.closed || v.ending) return;
+    if (v.closed || v.ending || frame.seq <= v.offeredSeq) return;
+    // frames published since the last one offered that this viewer never saw (overtaken fan-out)
+    this.drops += frame.seq - v.offeredSeq - 1;
+    v.offeredSeq = frame.seq;
     if (v.inflight || v.res.writableNeedDrain) {
-      if (v.pending) this.deps.metrics.framesDropped.inc();
+      if (v.pending) this.drops++;
       v.pending = frame;
       return;
     }
     this.send(v, frame);
   }
 
-  private sharedHeader(frame: Frame): Buffer {
-    if (this.headerFor !== frame) {
-      this.header = partHeader(frame);
-      this.headerFor = frame;
+  private flushDrops(): void {
+    if (this.drops > 0) {
+      this.deps.metrics.framesDropped.inc(this.drops);
+      this.drops = 0;
     }
-    return this.header;
+  }
+
+  private sharedHeader(frame: Frame): Buffer {
+    let h = this.headers.get(frame);
+    if (!h) {
+      h = partHeader(frame);
+      this.headers.set(frame, h);
+    }
+    return h;
   }
 
   private send(v: Viewer, frame: Frame): void {
@@ -195,10 +286,10 @@ export class MjpegStreamer {
     v.inflight = undefined;
     // Node also calls back (without an error) when the socket was destroyed mid-write.
     if (err || v.closed || !frame || v.res.destroyed) return;
-    const { metrics } = this.deps;
-    metrics.framesServed.inc({ protocol: 'mjpeg' });
-    metrics.bytesSent.inc({ protocol: 'mjpeg' }, v.inflightBytes);
-    metrics.deliveryLatency.observe({ protocol: 'mjpeg' }, (performance.now() - frame.publishedMono) / 1000);
+    const { pending } = this.deps.metrics;
+    pending.served.mjpeg++;
+    pending.bytes.mjpeg += v.inflightBytes;
+    this.latency.observe((performance.now() - frame.publishedMono) / 1000);
     const next = v.pending;
     v.pending = undefined;
     if (next && next.seq > frame.seq && !v.ending) this.send(v, next);
@@ -220,6 +311,7 @@ export class MjpegStreamer {
     v.closed = true;
     v.pending = undefined;
     this.viewers.delete(v);
+    this.closedInOrder++;
     v.release();
     this.idle();
   }

@@ -12,9 +12,9 @@ import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { listen, type Logger, type Service } from '@camrelay/common';
-import type { Frame, FrameStore } from '../frame-store';
-import type { PendingHistogram, RelayMetrics } from '../metrics';
-import type { ClientLimiter } from './limits';
+import type { Frame } from '../frame-store';
+import type { BucketCounts, RelayMetrics } from '../metrics';
+import type { OutletDeps } from './deps';
 
 export interface RawOutletOptions {
   /** BIND_HOST */
@@ -29,13 +29,6 @@ export interface RawOutletOptions {
   writeTimeoutMs: number;
   /** SHUTDOWN_GRACE_MS: on stop(), in-flight sends get this long before they are cut (default 2000) */
   shutdownGraceMs?: number;
-}
-
-export interface OutletDeps {
-  store: FrameStore;
-  metrics: RelayMetrics;
-  limiter: ClientLimiter;
-  log: Logger;
 }
 
 /** Bytes a raw client may send before it is disconnected (the protocol has no request). */
@@ -77,7 +70,7 @@ export class RawOutlet implements Service {
   private stopping: Promise<void> | undefined;
   private readonly log: Logger;
   /** relay_delivery_latency_seconds{protocol="raw"}, counted in plain numbers */
-  private readonly latency: PendingHistogram;
+  private readonly latency: BucketCounts;
   /** shared 'close' / 'finish' handlers (`this` is the socket): no closures per connection */
   private readonly onClose: (this: net.Socket) => void;
   private readonly onFinish: (this: net.Socket) => void;
@@ -88,7 +81,7 @@ export class RawOutlet implements Service {
   ) {
     this.log = deps.log;
     this.pending = deps.metrics.pending;
-    this.latency = deps.metrics.pendingLatency.raw;
+    this.latency = deps.metrics.deliveryLatency.child('raw');
     const conns = this.conns;
     const { limiter } = deps;
     this.onClose = function (this: net.Socket) {

@@ -1,7 +1,7 @@
 /** MJPEG streaming over real sockets: framing, latest-frame delivery, slow and stalled viewers. */
 import net from 'node:net';
 import { waitFor } from '../../../test-support';
-import { PART_TRAILER, partHeader } from '../../src/outlets/mjpeg';
+import { DEFAULT_SLICE, PART_TRAILER, partHeader } from '../../src/outlets/mjpeg';
 import { Rig, closed, fakeJpeg, openStream, sleep, startRig } from './outlets-fixture';
 
 /** A viewer that requests the stream and then never reads a byte. */
@@ -62,6 +62,25 @@ describe('MJPEG outlet', () => {
     v.close();
     await waitFor(() => rig.limiter.clients('mjpeg') === 0 && rig.store.demand === 0, 3000, 'viewer gone');
     expect(rig.limiter.connections).toBe(0);
+  });
+
+  test('a fan-out in slices (more viewers than one slice) still gives every viewer every frame, in order, none dropped', async () => {
+    rig = await startRig({ maxClients: 300, maxClientsPerIp: 300 });
+    const n = 3 * DEFAULT_SLICE + 7;
+    const vs = await Promise.all(Array.from({ length: n }, () => openStream(`${rig.base}/stream.mjpg`)));
+    await waitFor(() => rig.limiter.clients('mjpeg') === n, 5000, 'all viewers admitted');
+    const sent = [];
+    for (let i = 1; i <= 5; i++) {
+      sent.push(rig.store.publish(fakeJpeg(200 + i, 20_000)));
+      await waitFor(() => vs.every((v) => v.reader.parts.length === i), 5000, `frame ${i} at every viewer`);
+    }
+    for (const v of vs) {
+      expect(v.reader.parts.map((p) => Number(p.headers['x-frame-seq']))).toEqual(sent.map((f) => f.seq));
+      expect(v.reader.parts[4].body.equals(sent[4].data)).toBe(true);
+      v.close();
+    }
+    expect(await rig.metric('relay_frames_dropped_total')).toBe(0);
+    expect(await rig.metric('relay_frames_served_total', { protocol: 'mjpeg' })).toBe(5 * n);
   });
 
   test('a stream outlives HTTP_HEADERS_TIMEOUT_MS and the request timeout (they only bound the request)', async () => {

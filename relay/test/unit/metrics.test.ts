@@ -27,31 +27,49 @@ describe('RelayMetrics pending (plain-number) counts', () => {
   });
 });
 
-describe('RelayMetrics pendingLatency', () => {
-  test('gives exactly what prom-client observe() gives (buckets, sum, count), merged at every read', async () => {
+describe('RelayMetrics deliveryLatency (plain-number histogram on the public metric contract)', () => {
+  test('gives exactly what prom-client observe() gives (buckets, sum, count); reads change nothing', async () => {
     const { Histogram, Registry } = await import('prom-client');
     const m = new RelayMetrics({ version: 't', mode: 'pull', withDefaults: false, frameAgeSeconds: () => 0, clients: () => 0 });
+    const refRegistry = new Registry();
     const ref = new Histogram({
-      name: 'relay_delivery_latency_seconds', help: 'x', labelNames: ['protocol'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [new Registry()],
+      name: 'relay_delivery_latency_seconds', help: 'Time from frame published to fully written to a client socket', labelNames: ['protocol'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [refRegistry],
     });
     const values = [0, 0.0005, 0.001, 0.0010001, 0.003, 0.05, 0.7, 2.5, 3, 100];
-    m.deliveryLatency.observe({ protocol: 'raw' }, 0.02); // the prom-client API still works beside it
+    m.deliveryLatency.observe({ protocol: 'raw' }, 0.02); // the labelled API beside the hot-path child
     ref.observe({ protocol: 'raw' }, 0.02);
+    const raw = m.deliveryLatency.child('raw');
     for (const v of values) {
-      m.pendingLatency.raw.observe(v);
+      raw.observe(v);
       ref.observe({ protocol: 'raw' }, v);
     }
-    m.pendingLatency.mjpeg.observe(0.004);
+    m.deliveryLatency.observe({ protocol: 'mjpeg' }, 0.004);
     ref.observe({ protocol: 'mjpeg' }, 0.004);
-    const norm = async (h: typeof ref) => (await h.get()).values.map((v) => ({ ...v, value: Math.round(v.value * 1e9) / 1e9 }))
-      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
-    expect(await norm(m.deliveryLatency)).toEqual(await norm(ref));
-    // read again: nothing added twice; later observations are added on the next read
-    expect(await norm(m.deliveryLatency)).toEqual(await norm(ref));
-    m.pendingLatency.raw.observe(0.2);
+    const norm = async (h: { get(): Promise<{ values: { metricName?: string; labels: object; value: number }[] }> }) =>
+      (await h.get()).values
+        .map((v) => ({ metricName: v.metricName, labels: { ...v.labels }, value: Math.round(v.value * 1e9) / 1e9 }))
+        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    const expected = await norm(ref);
+    expect(expected.length).toBe(2 * 14); // 11 bounds + +Inf + sum + count, per protocol
+    expect(await norm(m.deliveryLatency)).toEqual(expected);
+    // read again: nothing added twice; later observations show on the next read
+    expect(await norm(m.deliveryLatency)).toEqual(expected);
+    raw.observe(0.2);
     ref.observe({ protocol: 'raw' }, 0.2);
     expect(await norm(m.deliveryLatency)).toEqual(await norm(ref));
-    expect(m.pendingLatency.raw.count).toBe(0);
+    // the registry's exposition text is prom-client's own, line for line
+    const lines = (text: string) => text.split('\n').filter((l) => l.startsWith('relay_delivery_latency_seconds') || l.includes(' relay_delivery_latency_seconds ')).sort();
+    const round = (l: string) => l.replace(/ ([0-9.e+-]+)$/, (_, n: string) => ` ${Math.round(Number(n) * 1e9) / 1e9}`);
+    expect(lines(await m.registry.metrics()).map(round)).toEqual(lines(await refRegistry.metrics()).map(round));
+  });
+
+  test('rejects a value that is not a finite number; reset() forgets every label set', async () => {
+    const m = new RelayMetrics({ version: 't', mode: 'pull', withDefaults: false, frameAgeSeconds: () => 0, clients: () => 0 });
+    expect(() => m.deliveryLatency.observe({ protocol: 'mjpeg' }, Number.NaN)).toThrow(/finite/);
+    m.deliveryLatency.observe({ protocol: 'mjpeg' }, 0.5);
+    expect((await m.deliveryLatency.get()).values.find((v) => v.metricName === 'relay_delivery_latency_seconds_count')?.value).toBe(1);
+    m.registry.resetMetrics();
+    expect((await m.deliveryLatency.get()).values).toEqual([]);
   });
 });
