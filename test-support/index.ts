@@ -190,3 +190,10 @@ export async function closedPort(host = '127.0.0.1'): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+/** The one sleep of the tests (common's: real time unless handed a clock). Only for integration tiers
+ * and for waits that assert that nothing happens; wait for conditions with waitFor. */
+export { sleep } from '@camrelay/common';
+export * from './camera';
+export * from './log';
+export * from './relay';

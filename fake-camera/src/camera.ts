@@ -5,7 +5,7 @@
  * Fault modes make it misbehave in every way a real camera or its link can, deterministically.
  */
 import net from 'node:net';
-import { listen, type Logger } from '@camrelay/common';
+import { listen, systemClock, type Clock, type Logger, type TimerHandle } from '@camrelay/common';
 import { FrameRing, mulberry32, paddingSegments } from './frames';
 
 import { DEFAULTS, MODES, type Mode } from './config';
@@ -52,6 +52,8 @@ export interface FakeCameraOptions {
   /** Pre-built frames (tests share one to save encoding time). */
   ring?: FrameRing;
   log?: Logger;
+  /** Time source of every delay (capture, link rate, hangs, timeouts); tests pass a fake one. */
+  clock?: Clock;
 }
 
 export interface FakeCameraStats {
@@ -77,7 +79,7 @@ export const NOT_JPEG_BYTES = Buffer.concat([Buffer.from('NOT A JPEG: camrelay-f
 
 export class FakeCamera {
   readonly name = 'fake-camera';
-  private readonly opts: Required<Omit<FakeCameraOptions, 'ring' | 'log' | 'mode' | 'port'>>;
+  private readonly opts: Required<Omit<FakeCameraOptions, 'ring' | 'log' | 'mode' | 'port' | 'clock'>>;
   private ringInstance: FrameRing | undefined;
   private readonly log: Logger | undefined;
   private modeValue: Mode;
@@ -91,7 +93,8 @@ export class FakeCamera {
   private abort = new AbortController();
   private readonly random: () => number;
   private oversizePad: Buffer | undefined;
-  private reopenTimer: NodeJS.Timeout | undefined;
+  private reopenTimer: TimerHandle | undefined;
+  private readonly clock: Clock;
   /** Serialises listener open/close so mode switches never race. */
   private listenerOp: Promise<void> = Promise.resolve();
   private readonly counters = { connections: 0, framesSent: 0, faultsInjected: 0, bytesSent: 0 };
@@ -121,6 +124,7 @@ export class FakeCamera {
     this.modeValue = opts.mode ?? d.mode;
     this.boundPort = opts.port ?? d.port;
     this.random = mulberry32(this.opts.seed);
+    this.clock = opts.clock ?? systemClock;
   }
 
   /** The real port (valid after start(); kept while the listener is closed in `refused`). */
@@ -176,7 +180,7 @@ export class FakeCamera {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
-    clearTimeout(this.reopenTimer);
+    this.clock.clearTimeout(this.reopenTimer);
     await this.closeListener();
   }
 
@@ -185,7 +189,7 @@ export class FakeCamera {
     if (!isMode(mode)) throw new Error(`unknown mode ${JSON.stringify(mode)}: expected one of ${MODES.join(', ')}`);
     const prev = this.modeValue;
     this.modeValue = mode;
-    clearTimeout(this.reopenTimer);
+    this.clock.clearTimeout(this.reopenTimer);
     if (prev !== mode) this.log?.info({ from: prev, to: mode }, 'mode changed');
     if (!this.started || this.stopped) return;
     if (mode === 'refused') await this.closeListener();
@@ -269,7 +273,7 @@ export class FakeCamera {
       // flaky only: the camera drops off the network for a moment.
       s.destroy();
       await this.closeListener();
-      this.reopenTimer = setTimeout(() => {
+      this.reopenTimer = this.clock.setTimeout(() => {
         if (this.modeValue !== 'refused') void this.openListener().catch((err) => this.log?.error({ err }, 'could not reopen the camera port'));
       }, this.opts.refusedMs);
       return;
@@ -319,11 +323,11 @@ export class FakeCamera {
     if (ms <= 0 || this.abort.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(t);
+        this.clock.clearTimeout(t);
         this.abort.signal.removeEventListener('abort', done);
         resolve();
       };
-      const t = setTimeout(done, ms);
+      const t = this.clock.setTimeout(done, ms);
       this.abort.signal.addEventListener('abort', done, { once: true });
     });
   }
@@ -366,7 +370,7 @@ export class FakeCamera {
   private waitFor(s: net.Socket, event: 'drain' | 'finish'): Promise<boolean> {
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         s.off(event, onOk);
         s.off('close', onClose);
         this.abort.signal.removeEventListener('abort', onClose);
@@ -375,7 +379,7 @@ export class FakeCamera {
       };
       const onOk = () => done(true);
       const onClose = () => done(false);
-      const timer = setTimeout(() => done(false), this.opts.writeTimeoutMs);
+      const timer = this.clock.setTimeout(() => done(false), this.opts.writeTimeoutMs);
       s.once(event, onOk);
       s.once('close', onClose);
       this.abort.signal.addEventListener('abort', onClose, { once: true });
@@ -387,14 +391,14 @@ export class FakeCamera {
     return new Promise((resolve) => {
       if (s.destroyed) return resolve();
       const done = () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         s.off('close', done);
         s.off('end', done);
         this.abort.signal.removeEventListener('abort', done);
         s.destroy();
         resolve();
       };
-      const timer = this.opts.hangMs > 0 ? setTimeout(done, this.opts.hangMs) : undefined;
+      const timer = this.opts.hangMs > 0 ? this.clock.setTimeout(done, this.opts.hangMs) : undefined;
       s.once('close', done);
       s.once('end', done);
       this.abort.signal.addEventListener('abort', done, { once: true });

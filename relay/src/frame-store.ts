@@ -7,6 +7,7 @@
  * for 'demand' to wake up at once when the first client arrives.
  */
 import { EventEmitter } from 'node:events';
+import { Clock, systemClock, TimerHandle } from '@camrelay/common';
 
 export interface Frame {
   readonly data: Buffer;
@@ -26,7 +27,7 @@ export interface FrameStoreEvents {
   nudge: [];
 }
 
-type Waiter = { afterSeq: number; resolve: (f: Frame | undefined) => void; timer: NodeJS.Timeout; onAbort?: () => void; signal?: AbortSignal };
+type Waiter = { afterSeq: number; resolve: (f: Frame | undefined) => void; timer: TimerHandle; onAbort?: () => void; signal?: AbortSignal };
 
 export class FrameStore extends EventEmitter<FrameStoreEvents> {
   private current: Frame | undefined;
@@ -35,9 +36,15 @@ export class FrameStore extends EventEmitter<FrameStoreEvents> {
   private watchers = 0;
   private nudged = false;
 
-  constructor(private readonly now: () => number = Date.now) {
+  private readonly now: () => number;
+  private readonly clock: Clock;
+
+  /** `time`: a Clock for timestamps and next() timeouts, or just a now() (timeouts then on real time). */
+  constructor(time: Clock | (() => number) = systemClock) {
     super();
     this.setMaxListeners(0);
+    this.clock = typeof time === 'function' ? { ...systemClock, now: time } : time;
+    this.now = () => this.clock.now();
   }
 
   get latest(): Frame | undefined {
@@ -88,7 +95,7 @@ export class FrameStore extends EventEmitter<FrameStoreEvents> {
         afterSeq,
         resolve,
         signal,
-        timer: setTimeout(() => {
+        timer: this.clock.setTimeout(() => {
           const b = this.demand;
           this.settle(w, undefined);
           this.emitDemandChange(b);
@@ -144,7 +151,7 @@ export class FrameStore extends EventEmitter<FrameStoreEvents> {
 
   private settle(w: Waiter, f: Frame | undefined): void {
     if (!this.waiters.delete(w)) return;
-    clearTimeout(w.timer);
+    this.clock.clearTimeout(w.timer);
     if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
     w.resolve(f);
   }

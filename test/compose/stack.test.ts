@@ -14,6 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { checkJpeg } from '@camrelay/common';
 import { frameSeqOf } from '../../fake-camera/src/frames';
+import { sleep } from '../../test-support';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TEST_DIR = process.env.CAMRELAY_TEST_DIR ?? '';
@@ -51,8 +52,6 @@ async function ok(cmd: string, args: string[], timeoutMs?: number): Promise<stri
 
 const compose = (...args: string[]) => ok(path.join(TEST_DIR, 'compose'), args, 120_000);
 const docker = (...args: string[]) => ok('docker', args, 120_000);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>, intervalMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { checkJpeg } from '@camrelay/common';
-import { rawFetch } from '../../../test-support';
+import { FakeClock, rawFetch, waitFor } from '../../../test-support';
 import { FakeCamera, FakeCameraOptions, NOT_JPEG_BYTES } from '../../src/camera';
 import { ControlServer } from '../../src/control';
 import { FrameRing, frameSeqOf } from '../../src/frames';
@@ -46,15 +46,21 @@ describe('FakeCamera ok mode', () => {
   });
 
   test('serves one client at a time: concurrent clients are answered one after the other', async () => {
-    const cam = await startCamera({ captureMs: 150 });
-    const [a, b, c] = await Promise.all([rawFetch(cam.port), rawFetch(cam.port), rawFetch(cam.port)]);
-    for (const r of [a, b, c]) expect(checkJpeg(r.data).ok).toBe(true);
-    const byTime = [a, b, c].sort((x, y) => x.ms - y.ms);
-    expect(byTime.map((r) => frameSeqOf(r.data))).toEqual([1, 2, 3]);
-    // Each waits for the previous capture: ≥ 150, ≥ 300, ≥ 450 ms (minus timer slack).
-    expect(byTime[0].ms).toBeGreaterThanOrEqual(140);
-    expect(byTime[1].ms).toBeGreaterThanOrEqual(290);
-    expect(byTime[2].ms).toBeGreaterThanOrEqual(440);
+    const clock = new FakeClock();
+    const cam = await startCamera({ captureMs: 150, clock });
+    const done: Buffer[] = [];
+    const all = Promise.all([0, 1, 2].map(() => rawFetch(cam.port).then((r) => (done.push(r.data), r))));
+    await waitFor(() => cam.stats.connections === 3 && clock.pending().includes(150), 5000, 'three clients, one capturing');
+    // Each waits for the previous capture: the n-th frame arrives after n * 150 ms of (fake) time.
+    for (let n = 1; n <= 3; n++) {
+      await clock.advanceAsync(149);
+      expect(done).toHaveLength(n - 1);
+      await clock.advanceAsync(1);
+      await waitFor(() => done.length === n && (n === 3 || clock.pending().includes(150)), 5000, `frame ${n}`);
+      expect(checkJpeg(done[n - 1]).ok).toBe(true);
+      expect(frameSeqOf(done[n - 1])).toBe(n);
+    }
+    await all;
   });
 
   test('link rate limits how fast a frame is sent', async () => {
@@ -84,11 +90,11 @@ describe('FakeCamera fault modes', () => {
   });
 
   test('empty: accepts and closes at once', async () => {
-    const cam = await startCamera({ mode: 'empty', captureMs: 1000 });
+    const clock = new FakeClock(); // never advanced: an answer proves no capture delay was waited for
+    const cam = await startCamera({ mode: 'empty', captureMs: 1000, clock });
     const r = await rawFetch(cam.port);
     expect(r.error).toBeUndefined();
     expect(r.data.length).toBe(0);
-    expect(r.ms).toBeLessThan(900);
   });
 
   test('reset: connection reset mid-frame', async () => {
@@ -109,13 +115,19 @@ describe('FakeCamera fault modes', () => {
   });
 
   test('hang-accept blocks the next client while the first one waits (serial camera)', async () => {
-    const cam = await startCamera({ mode: 'hang-accept', hangMs: 300 });
+    const clock = new FakeClock();
+    const cam = await startCamera({ mode: 'hang-accept', hangMs: 300, clock });
     const first = rawFetch(cam.port, '127.0.0.1', 5000);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => cam.stats.connections === 1 && clock.pending().includes(300), 5000, 'the first client hanging');
     await cam.setMode('ok');
-    const second = await rawFetch(cam.port, '127.0.0.1', 5000);
-    expect(checkJpeg(second.data).ok).toBe(true);
-    expect(second.ms).toBeGreaterThanOrEqual(200);
+    let second: Buffer | undefined;
+    const secondDone = rawFetch(cam.port, '127.0.0.1', 5000).then((r) => (second = r.data));
+    await waitFor(() => cam.stats.connections === 2, 5000, 'the second client queued');
+    await clock.advanceAsync(299);
+    expect(second).toBeUndefined(); // still blocked by the hanging first client
+    await clock.advanceAsync(1);
+    await secondDone;
+    expect(checkJpeg(second!).ok).toBe(true);
     expect((await first).data.length).toBe(0);
   });
 
@@ -163,7 +175,7 @@ describe('FakeCamera fault modes', () => {
       while (cam.stats.connections < 25) {
         const r = await rawFetch(cam.port, '127.0.0.1', 2000);
         if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED') {
-          await new Promise((res) => setTimeout(res, 20));
+          await waitFor(() => cam.stats.listening, 5000, 'the listener back after a refused fault');
           continue;
         }
         outcomes.push(checkJpeg(r.data).ok ? 'ok' : 'bad');
@@ -182,7 +194,7 @@ describe('FakeCamera fault modes', () => {
   test('stop() is idempotent and cuts hung clients', async () => {
     const cam = await startCamera({ mode: 'hang-accept' });
     const pending = rawFetch(cam.port, '127.0.0.1', 5000);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => cam.stats.connections === 1, 5000, 'a hung client');
     await Promise.all([cam.stop(), cam.stop()]);
     const r = await pending;
     expect(r.ms).toBeLessThan(2000);

@@ -1,7 +1,7 @@
 /** HTTP outlet (snapshot, status, health, auth, limits, slowloris) over real sockets. */
 import net from 'node:net';
 import { waitFor } from '../../../test-support';
-import { Rig, closed, connect, fakeJpeg, request, sleep, startRig } from './outlets-fixture';
+import { Rig, closed, connect, fakeJpeg, request, sleep, startRig } from '../../../test-support';
 
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 
@@ -59,14 +59,12 @@ describe('HTTP outlet', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
 
     const waiting = request(`${rig.base}/snapshot.jpg`);
-    await sleep(100);
-    expect(rig.limiter.clients('snapshot')).toBe(1);
+    await waitFor(() => rig.limiter.clients('snapshot') === 1 && rig.store.demand === 1, 2000, 'the snapshot client waiting');
     rig.store.publish(fakeJpeg(2));
     const r = await waiting;
     expect(r.status).toBe(200);
     expect(r.body.equals(fakeJpeg(2))).toBe(true);
-    await sleep(20);
-    expect(rig.limiter.clients('snapshot')).toBe(0);
+    await waitFor(() => rig.limiter.clients('snapshot') === 0, 2000, 'the snapshot client released');
   });
 
   test('/healthz is always 200; /readyz is 503 with a reason until a fresh frame exists', async () => {
@@ -99,10 +97,10 @@ describe('HTTP outlet', () => {
     rig = await startRig({ status: { cameraUp: true, mode: 'pull', fps: 99 } });
     for (let i = 1; i <= 10; i++) {
       rig.store.publish(fakeJpeg(i, 1000 + i));
-      await sleep(50);
+      await sleep(50); // frames spread over real time: /status.json measures their rate
     }
     const holder = await connect(rig.raw.port);
-    await sleep(50);
+    await waitFor(() => rig.limiter.clients('raw') === 1, 2000, 'the raw client admitted');
     const r = await request(`${rig.base}/status.json`);
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toBe('application/json');
@@ -167,7 +165,7 @@ describe('HTTP outlet', () => {
   test('over MAX_CLIENTS HTTP answers 503 with Retry-After and closes; /healthz still answers', async () => {
     rig = await startRig({ maxClients: 1, waitTimeoutMs: 5000 });
     const holder = await connect(rig.raw.port);
-    await sleep(50);
+    await waitFor(() => rig.limiter.connections === 1, 2000, 'the raw client admitted');
     const r = await request(`${rig.base}/snapshot.jpg`);
     expect(r.status).toBe(503);
     expect(r.headers['retry-after']).toBe('5');
@@ -189,7 +187,7 @@ describe('HTTP outlet', () => {
     rig.store.publish(fakeJpeg(1));
     const a = await connect(rig.http.port);
     const b = await connect(rig.http.port);
-    await sleep(50);
+    await waitFor(() => rig.limiter.connections === 2, 2000, 'two HTTP connections admitted');
     const r = await request(`${rig.base}/snapshot.jpg`);
     expect(r.status).toBe(503);
     expect(await rig.metric('relay_clients_rejected_total', { reason: 'max_clients_per_ip' })).toBe(1);
@@ -266,7 +264,7 @@ describe('HTTP outlet', () => {
   test('stop() answers waiting snapshot requests, closes the port and is idempotent', async () => {
     rig = await startRig({ waitTimeoutMs: 10_000 });
     const pending = request(`${rig.base}/snapshot.jpg`);
-    await sleep(100);
+    await waitFor(() => rig.store.demand === 1, 2000, 'the snapshot request waiting');
     const t0 = Date.now();
     await Promise.all([rig.http.stop(), rig.http.stop()]);
     const r = await pending.catch(() => ({ status: -1 }));

@@ -1,6 +1,6 @@
 /** Raw TCP outlet over real sockets with a real FrameStore (no camera needed). */
 import { rawFetch, waitFor } from '../../../test-support';
-import { Rig, closed, connect, fakeJpeg, sleep, startRig } from './outlets-fixture';
+import { Rig, closed, connect, fakeJpeg, startRig } from '../../../test-support';
 
 describe('raw TCP outlet', () => {
   let rig: Rig;
@@ -24,9 +24,7 @@ describe('raw TCP outlet', () => {
     expect(await rig.metric('relay_client_connections_total', { protocol: 'raw' })).toBe(1);
     const lat = await rig.metrics.deliveryLatency.get();
     expect(lat.values.find((v) => v.metricName === 'relay_delivery_latency_seconds_count' && v.labels.protocol === 'raw')?.value).toBe(1);
-    await sleep(50);
-    expect(rig.limiter.clients('raw')).toBe(0);
-    expect(rig.limiter.connections).toBe(0);
+    await waitFor(() => rig.limiter.clients('raw') === 0 && rig.limiter.connections === 0, 2000, 'the client released');
   });
 
   test('clients waiting together all get the same next frame; a stale frame is never sent', async () => {
@@ -84,9 +82,9 @@ describe('raw TCP outlet', () => {
       return Buffer.concat(chunks);
     };
     expect((await get()).equals(fakeJpeg(1, 20_000))).toBe(true);
-    await sleep(150); // now stale: the next client waits
+    await waitFor(() => rig.store.fresh(100) === undefined, 2000, 'the frame stale'); // the next client waits
     const waiting = get();
-    await sleep(100);
+    await waitFor(() => rig.store.demand === 1, 2000, 'the client waiting');
     rig.store.publish(fakeJpeg(2, 30_000));
     expect((await waiting).equals(fakeJpeg(2, 30_000))).toBe(true);
     await waitFor(() => rig.raw.connections === 0, 2000, 'sockets closed');
@@ -127,7 +125,7 @@ describe('raw TCP outlet', () => {
   test('over MAX_CLIENTS and MAX_CLIENTS_PER_IP a raw client is closed at once and counted', async () => {
     rig = await startRig({ maxClients: 2, maxClientsPerIp: 100, waitTimeoutMs: 5000 });
     const holders = [await connect(rig.raw.port), await connect(rig.raw.port)];
-    await sleep(50);
+    await waitFor(() => rig.limiter.connections === 2, 2000, 'two clients admitted');
     const r = await rawFetch(rig.raw.port);
     expect(r.data.length).toBe(0);
     expect(r.ms).toBeLessThan(500);
@@ -138,7 +136,7 @@ describe('raw TCP outlet', () => {
 
     rig = await startRig({ maxClients: 100, maxClientsPerIp: 1, waitTimeoutMs: 5000 });
     const h = await connect(rig.raw.port);
-    await sleep(50);
+    await waitFor(() => rig.limiter.connections === 1, 2000, 'one client admitted');
     const r2 = await rawFetch(rig.raw.port);
     expect(r2.data.length).toBe(0);
     expect(await rig.metric('relay_clients_rejected_total', { reason: 'max_clients_per_ip' })).toBe(1);
@@ -168,8 +166,7 @@ describe('raw TCP outlet', () => {
     const s = await connect(rig.raw.port);
     s.pause();
     s.on('error', () => undefined);
-    await sleep(100);
-    expect(rig.raw.connections).toBe(1);
+    await waitFor(() => rig.raw.connections === 1, 2000, 'the stalled client connected');
     return s;
   }
 
@@ -177,8 +174,7 @@ describe('raw TCP outlet', () => {
     rig = await startRig({ writeTimeoutMs: 400 });
     const s = await stalledClientOnHugeFrame();
     const t0 = Date.now();
-    while (rig.raw.connections > 0 && Date.now() - t0 < 5000) await sleep(20);
-    expect(rig.raw.connections).toBe(0);
+    await waitFor(() => rig.raw.connections === 0, 5000, 'the stalled client destroyed');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
     expect(rig.limiter.connections).toBe(0);
     expect(await rig.metric('relay_frames_served_total', { protocol: 'raw' })).toBe(0);
@@ -193,15 +189,14 @@ describe('raw TCP outlet', () => {
     const took = Date.now() - t0;
     expect(took).toBeGreaterThanOrEqual(250); // it got its grace ...
     expect(took).toBeLessThan(2000); // ... and not the 60 s write timeout
-    for (let i = 0; i < 50 && rig.raw.connections > 0; i++) await sleep(20); // 'close' events follow the cut
-    expect(rig.raw.connections).toBe(0);
+    await waitFor(() => rig.raw.connections === 0, 1000, 'close events after the cut');
     s.destroy();
   });
 
   test('stop() ends waiting clients promptly and is idempotent', async () => {
     rig = await startRig({ waitTimeoutMs: 10_000 });
     const pending = rawFetch(rig.raw.port);
-    await sleep(100);
+    await waitFor(() => rig.store.demand === 1, 2000, 'the client waiting');
     const t0 = Date.now();
     await Promise.all([rig.raw.stop(), rig.raw.stop()]);
     const r = await pending;

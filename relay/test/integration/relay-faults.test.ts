@@ -5,8 +5,7 @@
  */
 import { checkJpeg } from '@camrelay/common';
 import { frameSeqOf } from '../../../fake-camera/src/frames';
-import { killAllChildren, rawFetch, waitFor } from '../../../test-support';
-import { CameraProc, RelayProc, startCamera, startRelay } from './relay-fixture';
+import { CameraProc, killAllChildren, rawFetch, RelayProc, sleep, startCamera, startRelay, waitFor } from '../../../test-support';
 
 jest.setTimeout(90_000);
 
@@ -101,7 +100,7 @@ describe('camera process down, then back', () => {
     await cam.child.kill('SIGTERM');
     await waitFor(async () => (await relay.metric('relay_camera_up')) === 0, 10_000, 'camera down');
     expect(await relay.metric('relay_fetch_errors_total', { reason: 'refused' })).toBeGreaterThan(0);
-    await new Promise((r) => setTimeout(r, 400)); // let the last frame go stale
+    await waitFor(async () => (await relay.metric('relay_frame_age_seconds')) > 0.3, 5000, 'the last frame stale (MAX_FRAME_AGE_MS=300)');
     const down = await hammer(relay, 3, 800);
     expect(down.bad).toBe(0);
     expect(down.whole).toBe(0);
@@ -143,7 +142,7 @@ describe('/metrics after a known sequence', () => {
 
     let bytes = 0;
     for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 20)); // the previous frame is then older than MAX_FRAME_AGE_MS=0
+      await sleep(20); // real time must pass: the previous frame is then older than MAX_FRAME_AGE_MS=0
       const r = await rawFetch(relay.clientPort);
       expect(checkJpeg(r.data).ok).toBe(true);
       bytes += r.data.length;

@@ -9,8 +9,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { checkJpeg } from '@camrelay/common';
 import { frameSeqOf } from '../../../fake-camera/src/frames';
-import { killAllChildren, rawFetch, ROOT, waitFor } from '../../../test-support';
-import { startCamera, startRelay } from './relay-fixture';
+import { killAllChildren, rawFetch, ROOT, sleep, startCamera, startRelay, waitFor } from '../../../test-support';
 
 jest.setTimeout(60_000);
 afterEach(() => killAllChildren());
@@ -97,7 +96,7 @@ describe('polling clients', () => {
       const r = await rawFetch(relay.clientPort);
       expect(whole(r.data)).toBe(true);
       seen.add(frameSeqOf(r.data) ?? -1);
-      await new Promise((res) => setTimeout(res, 50));
+      await sleep(50); // a polling client: the spacing between polls is the scenario
     }
     // at IDLE_FPS=1 this was 2-3 distinct frames; each poll now earns the next fetch (MAX_FPS 10 caps it)
     expect(seen.size).toBeGreaterThanOrEqual(8);
@@ -220,7 +219,7 @@ describe('process', () => {
     const viewer = fetch(`http://127.0.0.1:${relay.httpPort}/stream.mjpg`).then(async (r) => {
       await r.arrayBuffer().catch(() => undefined);
     }).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(async () => (await relay.metric('relay_clients', { protocol: 'mjpeg' })) === 1, 5000, 'the stream viewer connected');
     const t0 = Date.now();
     relay.child.proc.kill('SIGTERM');
     const exit = await relay.child.exited;

@@ -1,3 +1,4 @@
+import { FakeClock } from '../../../test-support';
 import { FrameStore } from '../../src/frame-store';
 
 const jpeg = (n: number) => Buffer.from([0xff, 0xd8, 0xff, n, 0xff, 0xd9]);
@@ -56,12 +57,17 @@ describe('FrameStore', () => {
   });
 
   test('next() times out with undefined and stops counting as demand', async () => {
-    const s = new FrameStore();
+    const clock = new FakeClock();
+    const s = new FrameStore(clock);
     const events: boolean[] = [];
     s.on('demand', (d) => events.push(d));
-    const t0 = Date.now();
-    await expect(s.next(0, 50)).resolves.toBeUndefined();
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(45);
+    let got: unknown = 'pending';
+    void s.next(0, 50).then((f) => (got = f));
+    await clock.advanceAsync(49);
+    expect(got).toBe('pending');
+    expect(s.demand).toBe(1);
+    await clock.advanceAsync(1);
+    expect(got).toBeUndefined();
     expect(events).toEqual([true, false]);
     expect(s.demand).toBe(0);
   });

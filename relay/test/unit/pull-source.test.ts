@@ -3,7 +3,7 @@ import { FrameStore } from '../../src/frame-store';
 import type { FetchErrorReason } from '../../src/metrics';
 import { PullSource, PullSourceConfig } from '../../src/source/pull';
 import { readFrame } from '../../src/source/fetch';
-import { Behaviour, captureLog, closedPort, frameNo, jpeg, ManualClock, metricValue, ok, settle, TestCamera, testMetrics, until } from './support';
+import { Behaviour, captureLog, closedPort, FakeClock, frameNo, jpeg, metricValue, ok, TestCamera, testMetrics, waitFor } from '../../../test-support';
 
 const base: PullSourceConfig = {
   host: '127.0.0.1', port: 0, connectTimeoutMs: 200, idleTimeoutMs: 150, deadlineMs: 600, frameMaxBytes: 2048,
@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 
 function make(over: Partial<PullSourceConfig> = {}, extra: Partial<ConstructorParameters<typeof PullSource>[0]> = {}) {
-  const store = new FrameStore();
+  const store = new FrameStore(extra.clock);
   const metrics = testMetrics();
   const { log, lines } = captureLog();
   source = new PullSource({ config: { ...base, port: cam.port, ...over }, store, metrics, log, ...extra });
@@ -34,7 +34,7 @@ describe('PullSource against real sockets', () => {
   test('publishes whole frames, counts them, logs camera up once', async () => {
     const { store, metrics, lines, source } = make({ maxFps: 50, idleFps: 50 });
     await source.start();
-    await until(() => (store.latest?.seq ?? 0) >= 3, 5000, '3 frames');
+    await waitFor(() => (store.latest?.seq ?? 0) >= 3, 5000, '3 frames');
     expect(frameNo(store.latest!.data)).toBeGreaterThanOrEqual(3);
     expect(await metricValue(metrics.frames)).toBeGreaterThanOrEqual(3);
     expect(await metricValue(metrics.cameraUp)).toBe(1);
@@ -68,7 +68,7 @@ describe('PullSource against real sockets', () => {
     });
     store.watch();
     await source!.start();
-    await until(() => cam.connections >= 10, 5000, '10 fetches');
+    await waitFor(() => cam.connections >= 10, 5000, '10 fetches');
     expect(maxOpen).toBe(1);
   });
 
@@ -91,7 +91,7 @@ describe('PullSource against real sockets', () => {
     cam.behaviour = behaviour;
     const { store, metrics, lines, source } = make({ idleFps: 100, maxFps: 100, ...over });
     await source.start();
-    await until(() => source.status().errors >= 2, 5000, `two ${reason} errors`);
+    await waitFor(() => source.status().errors >= 2, 5000, `two ${reason} errors`);
     expect(store.latest).toBeUndefined();
     expect(await metricValue(metrics.fetchErrors, { reason })).toBeGreaterThanOrEqual(2);
     const others = (await metrics.fetchErrors.get()).values.filter((v) => v.labels.reason !== reason && v.value > 0);
@@ -103,7 +103,7 @@ describe('PullSource against real sockets', () => {
     expect(lines.find((l) => l.msg === 'camera down')).toMatchObject({ reason });
 
     cam.behaviour = ok;
-    await until(() => store.latest !== undefined, 5000, 'recovery');
+    await waitFor(() => store.latest !== undefined, 5000, 'recovery');
     expect(checkWhole(store.latest!.data)).toBe(true);
     expect(source.status().cameraUp).toBe(true);
     expect(lines.filter((l) => l.msg === 'camera up again')).toHaveLength(1);
@@ -113,7 +113,7 @@ describe('PullSource against real sockets', () => {
     const port = await closedPort();
     const { store, metrics, source } = make({ port, idleFps: 100, maxFps: 100 });
     await source.start();
-    await until(() => source.status().errors >= 2, 5000, 'refused errors');
+    await waitFor(() => source.status().errors >= 2, 5000, 'refused errors');
     expect(await metricValue(metrics.fetchErrors, { reason: 'refused' })).toBeGreaterThanOrEqual(2);
     expect(store.latest).toBeUndefined();
   });
@@ -128,7 +128,7 @@ describe('PullSource against real sockets', () => {
       },
     });
     await source.start();
-    await until(() => source.status().errors >= 2, 5000, 'connect timeouts');
+    await waitFor(() => source.status().errors >= 2, 5000, 'connect timeouts');
     expect(await metricValue(metrics.fetchErrors, { reason: 'connect_timeout' })).toBeGreaterThanOrEqual(2);
     expect(sockets.every((s) => s.destroyed || s === sockets[sockets.length - 1])).toBe(true);
   });
@@ -145,7 +145,7 @@ describe('PullSource against real sockets', () => {
     };
     const { metrics, source } = make({ frameMaxBytes: 4096, idleFps: 1 });
     await source.start();
-    await until(() => source.status().errors >= 1, 5000, 'too_large');
+    await waitFor(() => source.status().errors >= 1, 5000, 'too_large');
     expect(await metricValue(metrics.fetchErrors, { reason: 'too_large' })).toBe(1);
     expect(written).toBeLessThan(20 * 1024 * 1024);
   });
@@ -154,7 +154,7 @@ describe('PullSource against real sockets', () => {
     cam.behaviour = () => undefined; // accept and hang
     const { source } = make({ idleTimeoutMs: 60_000, deadlineMs: 60_000, idleFps: 1 });
     await source.start();
-    await until(() => cam.connections === 1, 5000, 'connection');
+    await waitFor(() => cam.connections === 1, 5000, 'connection');
     const t0 = Date.now();
     await source.stop();
     expect(Date.now() - t0).toBeLessThan(1000);
@@ -166,8 +166,11 @@ function checkWhole(b: Buffer): boolean {
 }
 
 describe('PullSource with an injected clock', () => {
+  // Fake time moves only when a test advances it; the camera's sockets stay real, so tests wait
+  // (waitFor) for socket outcomes and assert "nothing happened" on fetch attempts, which the source
+  // counts synchronously when it connects.
   test('backs off exponentially up to the cap and resets after a success', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const port = await closedPort();
     let connects = 0;
     const { source, store } = make({ port, retryBaseMs: 100, retryMaxMs: 400, idleFps: 1000, maxFps: 1000 }, {
@@ -180,71 +183,66 @@ describe('PullSource with an injected clock', () => {
     });
     await source.start();
     const expectConnectsAfter = async (ms: number, n: number) => {
-      clock.advance(ms - 1);
-      await settle(30);
+      expect(clock.pending()).toEqual([ms]); // only the backoff wait is pending
+      await clock.advanceAsync(ms - 1);
       expect(connects).toBe(n - 1);
-      clock.advance(1);
-      await until(() => connects === n, 5000, `connect #${n}`);
-      await until(() => source.status().fetches === n && clock.pending > 0, 5000, 'the next wait');
+      await clock.advanceAsync(1);
+      await waitFor(() => connects === n, 5000, `connect #${n}`);
+      expect(source.status().fetches).toBe(n);
     };
-    await until(() => source.status().errors === 1 && clock.pending > 0, 5000, 'first error');
+    await waitFor(() => source.status().errors === 1 && clock.pending().length > 0, 5000, 'first error');
     await expectConnectsAfter(100, 2);
-    await until(() => source.status().errors === 2, 5000, 'error 2');
+    await waitFor(() => source.status().errors === 2, 5000, 'error 2');
     await expectConnectsAfter(200, 3);
-    await until(() => source.status().errors === 3, 5000, 'error 3');
+    await waitFor(() => source.status().errors === 3, 5000, 'error 3');
     await expectConnectsAfter(400, 4);
-    await until(() => source.status().errors === 4, 5000, 'error 4');
+    await waitFor(() => source.status().errors === 4, 5000, 'error 4');
     await expectConnectsAfter(400, 5); // capped
-    await until(() => source.status().errors === 5, 5000, 'error 5');
-    clock.advance(400);
-    await until(() => store.latest !== undefined, 5000, 'success on connect 6');
+    await waitFor(() => source.status().errors === 5, 5000, 'error 5');
+    await clock.advanceAsync(400);
+    await waitFor(() => store.latest !== undefined, 5000, 'success on connect 6');
     expect(source.status().errors).toBe(5);
   });
 
   test('paces at IDLE_FPS while nobody watches, MAX_FPS while watched, and wakes at once for a new client', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const { source, store, metrics } = make({ idleFps: 1, maxFps: 10 }, { clock });
+    const fetches = () => source.status().fetches;
     await source.start();
-    await until(() => store.latest?.seq === 1, 5000, 'first frame');
+    await waitFor(() => store.latest?.seq === 1, 5000, 'first frame');
     expect(await metricValue(metrics.fetchRate)).toBe(1);
-    await settle();
-    clock.advance(999);
-    await settle();
-    expect(cam.connections).toBe(1);
-    clock.advance(1);
-    await until(() => store.latest?.seq === 2, 5000, 'second idle frame');
+    await clock.advanceAsync(999);
+    expect(fetches()).toBe(1);
+    await clock.advanceAsync(1);
+    await waitFor(() => store.latest?.seq === 2, 5000, 'second idle frame');
 
     // a watcher arrives 300 ms later: fetched at once (the 100 ms MAX_FPS spacing has passed)
-    clock.advance(300);
-    await settle();
-    expect(cam.connections).toBe(2);
+    await clock.advanceAsync(300);
+    expect(fetches()).toBe(2);
     const release = store.watch();
-    await until(() => store.latest?.seq === 3, 5000, 'frame for the new watcher');
+    await waitFor(() => store.latest?.seq === 3, 5000, 'frame for the new watcher'); // no fake time passed
     expect(await metricValue(metrics.fetchRate)).toBe(10);
-    await settle();
-    clock.advance(99);
-    await settle();
-    expect(cam.connections).toBe(3);
-    clock.advance(1);
-    await until(() => store.latest?.seq === 4, 5000, 'frame at MAX_FPS');
+    await clock.advanceAsync(99);
+    expect(fetches()).toBe(3);
+    await clock.advanceAsync(1);
+    await waitFor(() => store.latest?.seq === 4, 5000, 'frame at MAX_FPS');
 
     release();
     expect(await metricValue(metrics.fetchRate)).toBe(1);
-    await settle();
-    clock.advance(500);
-    await settle();
-    expect(cam.connections).toBe(4);
-    clock.advance(500);
-    await until(() => store.latest?.seq === 5, 5000, 'back to idle pace');
+    await clock.advanceAsync(500);
+    expect(fetches()).toBe(4);
+    await clock.advanceAsync(500);
+    await waitFor(() => store.latest?.seq === 5, 5000, 'back to idle pace');
+    expect(cam.connections).toBe(5);
   });
 
   test('IDLE_FPS=0 does not fetch while nobody watches', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const { source, store, metrics } = make({ idleFps: 0, maxFps: 10 }, { clock });
     await source.start();
-    clock.advance(60_000);
-    await settle(100);
-    expect(cam.connections).toBe(0);
+    await clock.advanceAsync(60_000);
+    expect(source.status().fetches).toBe(0);
+    expect(clock.pending()).toEqual([]); // paused until woken, no timer
     // target 0 while idle means paused, not unlimited: the paused gauge tells them apart
     expect(await metricValue(metrics.fetchRate)).toBe(0);
     expect(await metricValue(metrics.sourcePaused)).toBe(1);
@@ -253,37 +251,37 @@ describe('PullSource with an injected clock', () => {
     expect(await metricValue(metrics.fetchRate)).toBe(10);
     await expect(frame).resolves.toBeDefined();
     expect(cam.connections).toBe(1);
-    await settle();
     expect(await metricValue(metrics.sourcePaused)).toBe(1);
   });
 
   test('a nudge (a client served the cached frame) earns one fetch, spaced by MAX_FPS', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const { source, store } = make({ idleFps: 0, maxFps: 10 }, { clock });
+    const fetches = () => source.status().fetches;
     await source.start();
     const f1 = await store.next(0, 5000);
     expect(f1).toBeDefined();
     expect(cam.connections).toBe(1);
-    await settle(50);
-    expect(cam.connections).toBe(1); // idle, IDLE_FPS=0: nothing more
+    await clock.advanceAsync(0);
+    expect(fetches()).toBe(1); // idle, IDLE_FPS=0: nothing more ...
+    expect(clock.pending()).toEqual([]); // ... and nothing scheduled
     // many clients get the cached frame: one fetch, but not before 100 ms (MAX_FPS 10) after the last
     store.nudge();
     store.nudge();
-    await settle(50);
-    expect(cam.connections).toBe(1);
-    clock.advance(100);
-    await until(() => store.latest?.seq === 2, 5000, 'nudged fetch');
+    await clock.advanceAsync(99);
+    expect(fetches()).toBe(1);
+    await clock.advanceAsync(1);
+    await waitFor(() => store.latest?.seq === 2, 5000, 'nudged fetch');
     store.nudge(); // emitted: a new frame was published since the last nudge
-    clock.advance(100);
-    await until(() => store.latest?.seq === 3, 5000, 'second nudged fetch');
-    await settle(50);
-    clock.advance(10_000);
-    await settle(50);
-    expect(cam.connections).toBe(3); // nudges do not turn into a lasting rate
+    await clock.advanceAsync(100);
+    await waitFor(() => store.latest?.seq === 3, 5000, 'second nudged fetch');
+    await clock.advanceAsync(10_000);
+    expect(fetches()).toBe(3); // nudges do not turn into a lasting rate
+    expect(cam.connections).toBe(3);
   });
 
   test('discards the first frame after an idle gap longer than STALE_AFTER_IDLE_MS', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const { source, store, metrics } = make({ idleFps: 0, maxFps: 10, staleAfterIdleMs: 5000 }, { clock });
     await source.start();
     // start-up: no previous frame, so the first one may be an old buffered one -> discarded
@@ -293,13 +291,13 @@ describe('PullSource with an injected clock', () => {
     expect(await metricValue(metrics.staleFramesDiscarded)).toBe(1);
 
     // short gap: kept
-    clock.advance(4000);
+    await clock.advanceAsync(4000);
     const f2 = await store.next(f1!.seq, 5000);
     expect(frameNo(f2!.data)).toBe(3);
     expect(await metricValue(metrics.staleFramesDiscarded)).toBe(1);
 
     // long gap: discarded, replaced at once
-    clock.advance(6000);
+    await clock.advanceAsync(6000);
     const f3 = await store.next(f2!.seq, 5000);
     expect(frameNo(f3!.data)).toBe(5);
     expect(await metricValue(metrics.staleFramesDiscarded)).toBe(2);

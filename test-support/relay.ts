@@ -1,0 +1,348 @@
+/**
+ * Relay test rigs and readers, for every tier:
+ * - unit: testMetrics() and metricValue() on an in-process RelayMetrics;
+ * - in-process outlets (startRig): a real FrameStore, RelayMetrics, ClientLimiter, RawOutlet and
+ *   HttpOutlet on loopback port 0 with a captured log, no mocks of the network; HTTP and multipart
+ *   readers (request, openStream, MultipartReader) and socket helpers (connect, closed);
+ * - child processes (startCamera, startRelay): fake-camera/dist and relay/dist on loopback with
+ *   OS-picked ports, plus /metrics readers (parseMetric).
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { CidrList, sleep } from '@camrelay/common';
+import type { Counter, Gauge } from 'prom-client';
+import { FrameStore } from '../relay/src/frame-store';
+import { RelayMetrics } from '../relay/src/metrics';
+import { ClientLimiter, HttpOutlet, RawOutlet, type HttpOutletDeps, type HttpOutletOptions, type SourceStatus } from '../relay/src/outlets';
+import { Child, spawnPackage } from './index';
+import { captureLog } from './log';
+
+export function testMetrics(mode = 'pull'): RelayMetrics {
+  return new RelayMetrics({ version: 'test', mode, frameAgeSeconds: () => 0, clients: () => 0, withDefaults: false });
+}
+
+/** Value of a counter/gauge sample with the given labels (0 when absent). */
+export async function metricValue(m: Counter<string> | Gauge<string>, labels: Record<string, string> = {}): Promise<number> {
+  const v = (await m.get()).values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return v?.value ?? 0;
+}
+
+export interface RigOptions extends Partial<HttpOutletOptions> {
+  maxClients?: number;
+  maxClientsPerIp?: number;
+  allowCidrs?: string[];
+  status?: SourceStatus;
+  readiness?: HttpOutletDeps['readiness'];
+}
+
+export interface Rig {
+  store: FrameStore;
+  metrics: RelayMetrics;
+  limiter: ClientLimiter;
+  raw: RawOutlet;
+  http: HttpOutlet;
+  logs: Record<string, unknown>[];
+  base: string;
+  stop(): Promise<void>;
+  /** Stops the HTTP outlet, waits `downMs`, starts a new one on the same port (a relay restart). */
+  restartHttp(downMs: number): Promise<void>;
+  /** Value of a counter/gauge sample with the given labels (0 when absent). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+export async function startRig(o: RigOptions = {}): Promise<Rig> {
+  const store = new FrameStore();
+  const { log, lines: logs } = captureLog('info');
+  // eslint-disable-next-line prefer-const
+  let limiter: ClientLimiter;
+  const metrics = new RelayMetrics({
+    version: 'test', mode: 'pull', withDefaults: false,
+    frameAgeSeconds: () => store.ageMs() / 1000,
+    clients: (p) => limiter.clients(p),
+  });
+  limiter = new ClientLimiter(
+    { maxClients: o.maxClients ?? 100, maxClientsPerIp: o.maxClientsPerIp ?? 100, allow: new CidrList(o.allowCidrs ?? []) },
+    { metrics, log },
+  );
+  const opts = {
+    bindHost: '127.0.0.1',
+    rawPort: 0,
+    httpPort: 0,
+    maxFrameAgeMs: 1000,
+    waitTimeoutMs: 1000,
+    writeTimeoutMs: 2000,
+    headersTimeoutMs: 2000,
+    keepAliveTimeoutMs: 1000,
+    shutdownGraceMs: 500,
+    ...o,
+  };
+  const status = o.status ?? { cameraUp: true, mode: 'pull' };
+  const raw = new RawOutlet(opts, { store, metrics, limiter, log });
+  const httpDeps = { store, metrics, limiter, log, status: () => status, readiness: o.readiness };
+  await raw.start();
+  const first = new HttpOutlet(opts, httpDeps);
+  await first.start();
+  const rig: Rig = {
+    store, metrics, limiter, raw, http: first, logs,
+    base: `http://127.0.0.1:${first.port}`,
+    async stop() {
+      await rig.http.stop();
+      await raw.stop();
+      store.close();
+    },
+    async restartHttp(downMs) {
+      const port = rig.http.port;
+      await rig.http.stop();
+      await sleep(downMs);
+      const next = new HttpOutlet({ ...opts, httpPort: port }, httpDeps);
+      await next.start();
+      rig.http = next;
+    },
+    async metric(name, labels = {}) {
+      const m = metrics.registry.getSingleMetric(name);
+      if (!m) throw new Error(`no metric ${name}`);
+      const v = await m.get();
+      const s = v.values.find((x) => Object.entries(labels).every(([k, val]) => (x.labels as Record<string, unknown>)[k] === val));
+      return s ? s.value : 0;
+    },
+  };
+  return rig;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** One HTTP request over a fresh connection (agent: false), whole body. */
+export function request(url: string, opts: http.RequestOptions = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { agent: false, ...opts }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Opens a TCP connection and resolves once it is established. */
+export function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Resolves when the socket closes; with the time it took. */
+export function closed(s: net.Socket): Promise<number> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    if (s.destroyed) return resolve(0);
+    s.once('close', () => resolve(Date.now() - t0));
+  });
+}
+
+export interface Part {
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * Incremental reader for the outlet's multipart/x-mixed-replace format: checks the opening
+ * boundary, each part's headers and Content-Length, and the boundary that follows every body.
+ * Throws on anything malformed.
+ */
+export class MultipartReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private started = false;
+  private readonly open: Buffer;
+  private readonly trailer: Buffer;
+  readonly parts: Part[] = [];
+
+  constructor(boundary: string) {
+    this.open = Buffer.from(`--${boundary}\r\n`);
+    this.trailer = Buffer.from(`\r\n--${boundary}\r\n`);
+  }
+
+  private chunks: Buffer[] = [];
+  private len = 0;
+  /** bytes needed before parsing can make progress (avoids re-concatenating on every chunk) */
+  private need = 0;
+
+  push(chunk: Buffer): Part[] {
+    this.chunks.push(chunk);
+    this.len += chunk.length;
+    if (this.len < this.need) return [];
+    this.buf = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.len = 0;
+    const out: Part[] = [];
+    for (;;) {
+      if (!this.started) {
+        if (this.buf.length < this.open.length) break;
+        if (!this.buf.subarray(0, this.open.length).equals(this.open)) throw new Error(`stream does not start with ${JSON.stringify(this.open.toString())}`);
+        this.buf = this.buf.subarray(this.open.length);
+        this.started = true;
+      }
+      const he = this.buf.indexOf('\r\n\r\n');
+      if (he < 0) {
+        if (this.buf.length > 4096) throw new Error('part header too long');
+        this.need = this.buf.length + 1;
+        break;
+      }
+      const headers: Record<string, string> = {};
+      for (const line of this.buf.subarray(0, he).toString('latin1').split('\r\n')) {
+        const c = line.indexOf(':');
+        if (c <= 0) throw new Error(`bad part header line ${JSON.stringify(line)}`);
+        headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
+      }
+      const len = Number(headers['content-length']);
+      if (!Number.isInteger(len) || len < 0) throw new Error(`bad Content-Length ${headers['content-length']}`);
+      const need = he + 4 + len + this.trailer.length;
+      if (this.buf.length < need) {
+        this.need = need;
+        break;
+      }
+      const body = Buffer.from(this.buf.subarray(he + 4, he + 4 + len));
+      if (!this.buf.subarray(he + 4 + len, need).equals(this.trailer)) throw new Error('part body not followed by the boundary');
+      const p = { headers, body };
+      out.push(p);
+      this.parts.push(p);
+      this.buf = this.buf.subarray(need);
+      this.need = 0;
+    }
+    if (this.buf.length > 0) {
+      this.chunks = [this.buf];
+      this.len = this.buf.length;
+    }
+    this.buf = Buffer.alloc(0);
+    return out;
+  }
+}
+
+export interface StreamClient {
+  reader: MultipartReader;
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** resolves when the response ends (server ended the stream) */
+  ended: Promise<void>;
+  close(): void;
+}
+
+/** Opens /stream.mjpg (or any path) and parses parts as they arrive. */
+export function openStream(url: string, boundary = 'camrelay'): Promise<StreamClient> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      const reader = new MultipartReader(boundary);
+      let failed: Error | undefined;
+      const ended = new Promise<void>((r) => {
+        res.on('end', () => r());
+        res.on('close', () => r());
+      });
+      res.on('data', (c: Buffer) => {
+        if (res.statusCode !== 200 || failed) return;
+        try {
+          reader.push(c);
+        } catch (e) {
+          failed = e as Error;
+          throw e;
+        }
+      });
+      res.on('error', () => undefined);
+      resolve({ reader, status: res.statusCode ?? 0, headers: res.headers, ended, close: () => req.destroy() });
+    });
+    req.on('error', reject);
+  });
+}
+
+export interface CameraProc {
+  child: Child;
+  port: number;
+  controlPort: number;
+  stats(): Promise<{ connections: number; framesSent: number; faultsInjected: number; mode: string; lastSeq: number }>;
+  setMode(mode: string): Promise<void>;
+}
+
+export async function startCamera(args: string[] = [], env: Record<string, string> = {}): Promise<CameraProc> {
+  const child = spawnPackage('fake-camera', ['--host', '127.0.0.1', '--port', '0', '--control-port', '0', '--capture-ms', '20', ...args], { LOG_LEVEL: 'info', ...env });
+  const l = await child.waitForLog((x) => x.msg === 'listening', 15_000);
+  const port = l.port as number;
+  const controlPort = l.controlPort as number;
+  const base = `http://127.0.0.1:${controlPort}`;
+  return {
+    child,
+    port,
+    controlPort,
+    stats: async () => (await (await fetch(`${base}/stats`)).json()) as Awaited<ReturnType<CameraProc['stats']>>,
+    setMode: async (mode) => {
+      const r = await fetch(`${base}/mode?m=${mode}`, { method: 'POST' });
+      if (r.status !== 200) throw new Error(`setMode ${mode}: ${r.status} ${await r.text()}`);
+    },
+  };
+}
+
+export interface RelayProc {
+  child: Child;
+  clientPort: number;
+  httpPort: number;
+  metricsPort: number;
+  ingestPort?: number;
+  metricsText(): Promise<string>;
+  /** one sample's value, 0 when absent */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+/** Defaults that keep tests quick; every one can be overridden. */
+export const FAST_ENV: Record<string, string> = {
+  BIND_HOST: '127.0.0.1',
+  METRICS_HOST: '127.0.0.1',
+  INGEST_HOST: '127.0.0.1',
+  CLIENT_PORT: '0',
+  HTTP_PORT: '0',
+  METRICS_PORT: '0',
+  INGEST_PORT: '0',
+  RETRY_BASE_MS: '50',
+  RETRY_MAX_MS: '200',
+  CAMERA_CONNECT_TIMEOUT_MS: '1000',
+  CAMERA_IDLE_TIMEOUT_MS: '500',
+  CAMERA_DEADLINE_MS: '3000',
+  CLIENT_WAIT_TIMEOUT_MS: '2000',
+  SHUTDOWN_GRACE_MS: '1000',
+  LOG_LEVEL: 'info',
+};
+
+export function parseMetric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got: Record<string, string> = {};
+    for (const pair of (m[3] ?? '').match(/(\w+)="((?:[^"\\]|\\.)*)"/g) ?? []) {
+      const [k, v] = pair.split('=');
+      got[k] = v.slice(1, -1);
+    }
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : Number(m[4]);
+  }
+  return undefined;
+}
+
+export async function startRelay(env: Record<string, string> = {}, args: string[] = []): Promise<RelayProc> {
+  const child = spawnPackage('relay', args, { ...FAST_ENV, ...env });
+  const l = await child.waitForLog((x) => x.msg === 'relay started', 15_000);
+  const metricsPort = l.metricsPort as number;
+  const metricsText = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return {
+    child,
+    clientPort: l.clientPort as number,
+    httpPort: l.httpPort as number,
+    metricsPort,
+    ingestPort: l.ingestPort as number | undefined,
+    metricsText,
+    metric: async (name, labels) => parseMetric(await metricsText(), name, labels) ?? 0,
+  };
+}
