@@ -67,6 +67,8 @@ export interface ArchiveConfig {
   maxAgeHours: number;
   /** a frame older than this is not archived (the camera is down; do not save the same frame again) */
   maxFrameAgeMs: number;
+  /** deadline of every archive file operation (write, fsync, rename, prune, mkdir); a disk that misses it counts as hung */
+  writeTimeoutMs: number;
 }
 
 export interface RelayConfig {
@@ -128,6 +130,7 @@ export const VARS: readonly VarDoc[] = [
   { name: 'SNAPSHOT_KEEP', def: '0', doc: 'keep at most this many snapshots; 0 = no count limit' },
   { name: 'SNAPSHOT_MAX_AGE_HOURS', def: '0', doc: 'delete snapshots older than this; 0 = no age limit' },
   { name: 'SNAPSHOT_MAX_FRAME_AGE_MS', def: '10000', doc: 'do not archive a frame older than this (camera down)' },
+  { name: 'SNAPSHOT_WRITE_TIMEOUT_MS', def: '10000', doc: 'deadline of every archive file operation; a disk that misses it is counted as hung (reason timeout) and skipped until it answers' },
   { name: 'SHUTDOWN_GRACE_MS', def: '5000', doc: 'on SIGTERM, in-flight sends get this long before they are cut' },
   { name: 'LOG_LEVEL', def: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
 ];
@@ -258,6 +261,7 @@ function parseEnv(env: Env): RelayConfig {
     keep: readInt(env, 'SNAPSHOT_KEEP', 0, { min: 0, max: 10_000_000 }),
     maxAgeHours: readNumber(env, 'SNAPSHOT_MAX_AGE_HOURS', 0, { min: 0, max: 87_600 }),
     maxFrameAgeMs: ms(env, 'SNAPSHOT_MAX_FRAME_AGE_MS', 10_000),
+    writeTimeoutMs: ms(env, 'SNAPSHOT_WRITE_TIMEOUT_MS', 10_000),
   };
 
   // Two outlets on one fixed port would fail later with a less helpful EADDRINUSE.
