@@ -70,7 +70,18 @@ keys: ## generate the tunnel client key pair and the sshd host key into ./secret
 # Compose interpolates the WHOLE file whatever the profile, so every command needs both required values
 # (docker-compose.yml: SSH_HOST_KEY for the agent, GRAFANA_ADMIN_PASSWORD for Grafana). Each side gets a
 # placeholder for the one that only the other side uses; the services that would read it are not started.
-export COMPOSE_PROJECT_NAME ?= camrelay
+# Project name (prefix of containers, volumes, networks): the environment's or the command line's, else
+# COMPOSE_PROJECT_NAME from .env (the last such line; `export`, quotes and trailing blanks stripped, as
+# Compose reads it), else camrelay. It must be exported: Compose would otherwise name the project after
+# the directory, and an exported value beats .env for Compose, so .env has to be read here.
+ENV_FILE ?= .env
+ifeq ($(origin COMPOSE_PROJECT_NAME),undefined)
+COMPOSE_PROJECT_NAME := $(shell [ -f '$(ENV_FILE)' ] && sed -n -E \
+  "s/^[[:space:]]*(export[[:space:]]+)?COMPOSE_PROJECT_NAME[[:space:]]*=[[:space:]]*//; T; s/[[:space:]]+$$//; s/^\"(.*)\"$$/\1/; s/^'(.*)'$$/\1/; p" \
+  '$(ENV_FILE)' | tail -n 1)
+endif
+COMPOSE_PROJECT_NAME := $(or $(COMPOSE_PROJECT_NAME),camrelay)
+export COMPOSE_PROJECT_NAME
 NOT_GRAFANA := GRAFANA_ADMIN_PASSWORD="$${GRAFANA_ADMIN_PASSWORD:-unused-by-this-command}"
 NOT_AGENT := SSH_HOST_KEY="$${SSH_HOST_KEY:-unused-by-this-command}"
 

@@ -65,6 +65,8 @@ export interface ArchiveConfig {
   maxAgeHours: number;
   /** a frame older than this is not archived (the camera is down; do not save the same frame again) */
   maxFrameAgeMs: number;
+  /** deadline of every archive file operation (SNAPSHOT_WRITE_TIMEOUT_MS) */
+  writeTimeoutMs: number;
 }
 
 export interface RelayConfig {
@@ -139,6 +141,7 @@ export const RELAY_SETTINGS = defineSettings({
     snapshotKeep: { env: 'SNAPSHOT_KEEP', kind: int({ min: 0, max: 10_000_000 }), default: 0, yaml: 'snapshot_keep', perCamera: true, doc: 'keep at most this many snapshots; 0 = no count limit' },
     snapshotMaxAgeHours: { env: 'SNAPSHOT_MAX_AGE_HOURS', kind: number({ min: 0, max: 87_600 }), default: 0, unit: 'hours', yaml: 'snapshot_max_age_hours', perCamera: true, doc: 'delete snapshots older than this; 0 = no age limit' },
     snapshotMaxFrameAgeMs: { env: 'SNAPSHOT_MAX_FRAME_AGE_MS', kind: duration(), default: 10_000, unit: 'ms', yaml: 'snapshot_max_frame_age_ms', perCamera: true, doc: 'do not archive a frame older than this (camera down)' },
+    snapshotWriteTimeoutMs: { env: 'SNAPSHOT_WRITE_TIMEOUT_MS', kind: duration(), default: 10_000, unit: 'ms', doc: 'deadline of every archive file operation; a disk that misses it is counted as hung (reason timeout) and skipped, one operation at a time, until it answers' },
 
     shutdownGraceMs: { env: 'SHUTDOWN_GRACE_MS', kind: duration(0), default: 5000, unit: 'ms', group: 'Process', doc: 'on SIGTERM, in-flight sends get this long before they are cut' },
     logLevel: { env: 'LOG_LEVEL', kind: logLevel(), default: 'info', doc: 'log level' },
@@ -196,6 +199,7 @@ function build(p: Parsed<typeof RELAY_SETTINGS.settings>): RelayConfig {
     keep: v.snapshotKeep,
     maxAgeHours: v.snapshotMaxAgeHours,
     maxFrameAgeMs: v.snapshotMaxFrameAgeMs,
+    writeTimeoutMs: v.snapshotWriteTimeoutMs,
   };
 
   // Two outlets on one fixed port would fail later with a less helpful EADDRINUSE.

@@ -217,7 +217,7 @@ export class RelayMetrics {
     this.sourcePaused.set(0);
     this.archiveSnapshots = new Counter({ name: 'relay_archive_snapshots_total', help: 'Snapshots written to SNAPSHOT_DIR', registers: [r] });
     this.archiveErrors = new Counter({ name: 'relay_archive_errors_total', help: 'Snapshot failures by reason', labelNames: ['reason'], registers: [r] });
-    for (const reason of ['no_frame', 'write', 'prune']) this.archiveErrors.inc({ reason }, 0);
+    for (const reason of ['no_frame', 'write', 'prune', 'timeout']) this.archiveErrors.inc({ reason }, 0);
     this.archivePruned = new Counter({ name: 'relay_archive_pruned_total', help: 'Snapshots deleted by retention', registers: [r] });
     this.archiveLastSuccess = new Gauge({ name: 'relay_archive_last_success_timestamp_seconds', help: 'Unix time of the last snapshot written', registers: [r] });
     this.buildInfo = new Gauge({ name: 'relay_build_info', help: 'Always 1; labels say what runs', labelNames: ['version', 'node', 'mode'], registers: [r] });
