@@ -39,6 +39,8 @@ export class TestSshServer {
   readonly clientPrivateKey: string;
   private readonly clientPub: ParsedKey;
   private readonly server: Server;
+  /** Our own listener: each accepted socket is tracked, then handed to ssh2 (public injectSocket). */
+  private readonly listener: net.Server;
   readonly conns: Connection[] = [];
   readonly rawSockets = new Set<net.Socket>();
   readonly forwards: BoundForward[] = [];
@@ -57,6 +59,13 @@ export class TestSshServer {
     this.clientPub = utils.parseKey(client.public) as ParsedKey;
     this.server = new Server({ hostKeys: [host.private] }, (conn) => this.onConnection(conn));
     this.server.on('error', () => {});
+    this.listener = net.createServer((s) => {
+      // Track the raw sockets so tests can cut them abruptly.
+      this.rawSockets.add(s);
+      s.on('close', () => this.rawSockets.delete(s));
+      this.server.injectSocket(s);
+    });
+    this.listener.on('error', () => {});
   }
 
   private onConnection(conn: Connection): void {
@@ -91,14 +100,8 @@ export class TestSshServer {
   }
 
   async start(port = 0): Promise<this> {
-    // Track the raw sockets so tests can cut them abruptly.
-    const srv = (this.server as unknown as { _srv: net.Server })._srv;
-    srv.on('connection', (s: net.Socket) => {
-      this.rawSockets.add(s);
-      s.on('close', () => this.rawSockets.delete(s));
-    });
-    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', () => resolve()));
-    this.port = (this.server.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => this.listener.listen(port, '127.0.0.1', () => resolve()));
+    this.port = (this.listener.address() as net.AddressInfo).port;
     return this;
   }
 
@@ -118,7 +121,7 @@ export class TestSshServer {
 
   async close(): Promise<void> {
     this.cutAll();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.listener.close(() => resolve()));
   }
 }
 

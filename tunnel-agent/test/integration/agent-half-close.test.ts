@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { describeWith, killAllChildren } from '../../../test-support';
 import { SSHD_COMPONENT, Sshd, killAll, sshdAvailable, startSshd } from '../../../test-support/sshd';
-import { RunningAgent, agentEnv, startAgent } from '../support/real';
+import { RunningAgent, agentEnv, startAgent } from '../../../test-support/tunnel/agent-process';
 
 jest.setTimeout(90_000);
 

@@ -67,8 +67,12 @@ describe('forwarding through an in-process ssh2 server', () => {
 
     const ch = await srv.openForwarded(4000);
     const got = readAll(ch);
-    ch.end('ping');
+    // Half-close as sshd does for `nc -N`: EOF only. (ssh2's ServerChannel.end() also sends CLOSE, after
+    // which RFC 4254 allows no more data, so the reply would race the CLOSE; a real sshd never does that.)
+    ch.write('ping');
+    ch.eof();
     expect((await got).toString()).toBe('echo:ping');
+    ch.end();
     const spec = `127.0.0.1:4000:127.0.0.1:${target.port}`;
     expect(await a.metric('tunnel_agent_forwarded_connections_total', { forward: spec, result: 'accepted' })).toBe(1);
     expect(await a.metric('tunnel_agent_bytes_total', { forward: spec, direction: 'to_target' })).toBe(4);
