@@ -7,3 +7,4 @@ export * from './http-server';
 export * from './jpeg';
 export * from './listen';
 export * from './settings';
+export * from './cameras';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '@camrelay/common';
+import { CAMERA_SETTING_KEYS, ConfigError } from '@camrelay/common';
 import { loadConfig, RELAY_SETTINGS, RelayConfig, usage } from '../../src/config';
 
 function cfg(env: Record<string, string> = {}, argv: string[] = []): RelayConfig {
@@ -176,5 +176,11 @@ describe('relay config', () => {
     expect(() => RELAY_SETTINGS.validateOverrides({ raw_port: 80808 }, 'cameras.garden')).toThrow('cameras.garden.raw_port: 80808 is not a port (0-65535)');
     expect(() => RELAY_SETTINGS.validateOverrides({ snapshot_cron: '61 * * * * *' }, 'cameras.garden')).toThrow(/cameras\.garden\.snapshot_cron: "61 \* \* \* \* \*" is not a node-cron expression/);
     expect(() => RELAY_SETTINGS.validateOverrides({ viewer_password: 'x' }, 'cameras.garden')).toThrow(/cameras\.garden\.viewer_password: unknown key \(allowed: mode, host, port, /);
+  });
+});
+
+describe('camera list keys', () => {
+  test('the per-camera keys common knows (tunnel-agent, stack) are exactly the relay table\'s', () => {
+    expect([...CAMERA_SETTING_KEYS].sort()).toEqual(RELAY_SETTINGS.perCameraKeys().sort());
   });
 });
