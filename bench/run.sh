@@ -2,7 +2,7 @@
 # `make bench` (after `make build`): installs what the benchmarks need when missing (Debian
 # openssh-server/-client, autossh, gcc), compiles the C load generator, runs every suite on loopback
 # and writes BENCHMARKS.md. Whole run: about 8-9 minutes (the 3 + 30 + 120 s sshd outages are most
-# of it); BENCH_QUICK=1 for a ~2-minute smoke run. See the README section "Benchmarks".
+# of it); BENCH_QUICK=1 for a ~2-minute smoke run. See docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

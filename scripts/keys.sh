@@ -11,7 +11,7 @@
 #
 # Generating the host key here (instead of letting the server make one on first start) means the pin is
 # known before the server ever runs. Idempotent: existing keys are kept; FORCE=1 replaces them (key
-# rotation: see the README, section tunnel-server).
+# rotation: see docs/tunnel.md, "Rotating keys").
 #
 # Environment: SECRETS_DIR [./secrets]; SSH_HOST / SSH_PORT for the known_hosts line [read from
 # $ENV_FILE (.env) when unset; port 2222]; AGENT_UID [1000]: when run as root, the client key is given
