@@ -49,6 +49,15 @@ export function daemonSeriesNames(root?: string): Set<string>;
 export function metricNamesInExpr(expr: string): string[];
 export function substitute(expr: string, vars: Record<string, string>): string;
 export function dashboardVariableValues(dashboard: Dashboard): Record<string, string>;
+/** The rows and their panels as Grafana groups them (row null: the panels above the first row). */
+export function rowGroups(panels: unknown[]): { row: Dashboard | null; panels: Dashboard[] }[];
+/** Variable names referenced as $v, ${v}, ${v:fmt} or [[v]]. */
+export function variablesIn(text: string): Set<string>;
+/** Per-camera metric selectors in expr that lack camera=~"$camera" (by default the `camera` variable). */
+export function unfilteredPerCameraSelectors(expr: string, variable?: string): string[];
+/** The per-camera metric families (label `camera`) and the recording rules built on them. */
+export const PER_CAMERA_METRICS: RegExp;
+export const CAMERA_VARIABLE: string;
 export function checkDashboard(dashboard: Dashboard, opts: CheckOptions): { errors: string[]; queries: DashboardQuery[] };
 export function checkLive(queries: DashboardQuery[], opts: LiveOptions): Promise<{ passed: LiveResult[]; failed: LiveResult[] }>;
 export function main(argv: string[]): Promise<number>;

@@ -16,7 +16,12 @@
  * range), with $__rate_interval, $__interval, $__range and the dashboard variables replaced. A query that
  * errors, or returns no series or only NaN, fails; --wait SECONDS retries failing ones until then.
  *
- * Options: --dashboard FILE (grafana/dashboards/camrelay.json)  --range 10m  --step 15s
+ * Static, with template variables and repeated rows: a row or panel `repeat` names a multi-value (or
+ * "All") variable; a repeated row names it in its title and every target in it uses it (threshold
+ * lines excepted); with a `camera` variable, every selector of a per-camera metric (PER_CAMERA_METRICS)
+ * carries camera=~"$camera". Variables take their "All" value (.*) unless --var NAME=VALUE sets one.
+ *
+ * Options: --dashboard FILE (grafana/dashboards/camrelay.json)  --range 10m  --step 15s  --var NAME=VALUE
  *          --rate-interval 1m  --wait 0  --timeout 10 (per query, seconds)
  * Exit: 0 all good, 1 a check failed, 2 bad usage.
  * Also a module: see scripts/check-dashboard.d.ts.
@@ -32,6 +37,18 @@ const DEFAULT_DASHBOARD = path.join(ROOT, 'grafana', 'dashboards', 'camrelay.jso
 /** Series Prometheus makes itself (per scrape, per alert). */
 const PROMETHEUS_OWN = /^(up|scrape_[a-z_]+|ALERTS|ALERTS_FOR_STATE|prometheus_[a-z_]+)$/;
 const GRID_COLUMNS = 24;
+/**
+ * The per-camera metric families (label `camera`, docs/monitoring.md) and the recording rules built on
+ * them: a dashboard with a `camera` variable must filter every selector of these by camera=~"$camera".
+ */
+const PER_CAMERA_METRICS = new RegExp(
+  '^(?:relay_(?:camera_up|frames_total|fetch_errors_total|fetch_duration_seconds(?:_bucket|_sum|_count)?|frame_bytes(?:_bucket|_sum|_count)?' +
+    '|frame_age_seconds|frames_served_total|bytes_sent_total|frames_dropped_total|delivery_latency_seconds(?:_bucket|_sum|_count)?' +
+    '|stale_frames_discarded_total|target_fps|source_paused|archive_[a-z_]+)' +
+    '|instance:relay_[a-z_]+:[a-z0-9_]+' +
+    '|tunnel_agent_(?:forwarded_connections_total|bytes_total|active_connections))$',
+);
+const CAMERA_VARIABLE = 'camera';
 
 // PromQL words that are not metric names.
 const PROMQL_WORDS = new Set([
@@ -73,6 +90,50 @@ function flattenPanels(panels) {
     if (p && p.type === 'row' && Array.isArray(p.panels)) out.push(...flattenPanels(p.panels));
   }
   return out;
+}
+
+/**
+ * The rows and their panels, the way Grafana groups them: an open row owns the top-level panels after
+ * it up to the next row, a collapsed row the panels nested in it. Returns [{ row, panels }] (row null
+ * for the panels above the first row).
+ */
+function rowGroups(panels) {
+  const groups = [{ row: null, panels: [] }];
+  for (const p of panels || []) {
+    if (p && p.type === 'row') {
+      groups.push({ row: p, panels: Array.isArray(p.panels) ? p.panels.slice() : [] });
+    } else {
+      groups[groups.length - 1].panels.push(p);
+    }
+  }
+  return groups;
+}
+
+/** Variable names an expression or title references ($v, ${v}, ${v:fmt}, [[v]]). */
+function variablesIn(text) {
+  const out = new Set();
+  for (const m of String(text).matchAll(/\$\{([A-Za-z_]\w*)(?::[a-z]+)?\}|\[\[([A-Za-z_]\w*)\]\]|\$([A-Za-z_]\w*)/g)) out.add(m[1] || m[2] || m[3]);
+  return out;
+}
+
+/**
+ * Selectors of per-camera metrics in `expr` that are not filtered by camera=~"$camera": returns the
+ * metric names (a bare `name` without matchers counts as unfiltered).
+ */
+function unfilteredPerCameraSelectors(expr, variable = CAMERA_VARIABLE) {
+  let s = String(expr);
+  s = s.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  const bad = [];
+  const re = /([A-Za-z_:][A-Za-z0-9_:]*)\s*(\{(?:[^}"]|"(?:[^"\\]|\\.)*")*\})?/g; // matchers may quote "${camera}"
+  const want = new RegExp(`(^|[{,\\s])camera\\s*=~\\s*"\\$(?:\\{${variable}(?::[a-z]+)?\\}|${variable}(?![A-Za-z0-9_]))"`);
+  let m;
+  while ((m = re.exec(s)) !== null) {
+    if (!PER_CAMERA_METRICS.test(m[1])) continue;
+    const before = s[m.index - 1];
+    if (before !== undefined && /[A-Za-z0-9_:"$]/.test(before)) continue;
+    if (!m[2] || !want.test(m[2])) bad.push(m[1]);
+  }
+  return bad;
 }
 
 /** The uids of the provisioned datasources (a minimal reader for our own provisioning files). */
@@ -264,6 +325,39 @@ function checkDashboard(dashboard, opts) {
     }
   }
 
+  // ---- template variables, repeated rows, per-camera filters ----
+  const variables = new Map(((dashboard.templating && dashboard.templating.list) || []).map((v) => [v.name, v]));
+  const hasCamera = variables.has(CAMERA_VARIABLE);
+  const repeatable = (name, where) => {
+    const v = variables.get(name);
+    if (!v) return err(`${where}: repeats by $${name}, which is not a dashboard variable`);
+    if (!v.multi && !v.includeAll) err(`${where}: repeats by $${name}, which is neither multi-value nor has "All": it can only ever show one`);
+  };
+  for (const { row, panels: members } of rowGroups(dashboard.panels)) {
+    const queryPanels = members.filter((p) => p && p.type !== 'row');
+    for (const p of queryPanels) if (p.repeat) repeatable(p.repeat, `panel ${p.id} "${p.title || ''}"`);
+    if (!row || !row.repeat) continue;
+    const where = `row ${row.id} "${row.title || ''}"`;
+    repeatable(row.repeat, where);
+    if (!variablesIn(row.title || '').has(row.repeat)) err(`${where}: a row repeated by $${row.repeat} must name it in its title, or every copy looks the same`);
+    if (queryPanels.length === 0) err(`${where}: a repeated row with no panels`);
+    for (const p of queryPanels) {
+      for (const t of p.targets || []) {
+        if (typeof t.expr !== 'string' || variablesIn(t.expr).has(row.repeat)) continue;
+        // a threshold line (camrelay:* constants from prometheus/rules) is the same for every copy by design
+        const names = metricNamesInExpr(substitute(t.expr, { ...opts.vars }));
+        if (names.length > 0 && names.every((n) => n.startsWith('camrelay:'))) continue;
+        err(`panel ${p.id} "${p.title || ''}" target ${t.refId || '?'}: in a row repeated by $${row.repeat} but does not use $${row.repeat} (every copy would show the same)`);
+      }
+    }
+  }
+  if (hasCamera) {
+    for (const q of queries) {
+      const names = unfilteredPerCameraSelectors(q.expr);
+      if (names.length) err(`${q.where}: per-camera metric ${[...new Set(names)].join(', ')} not filtered by camera=~"$${CAMERA_VARIABLE}"`);
+    }
+  }
+
   for (const v of (dashboard.templating && dashboard.templating.list) || []) {
     const where = `variable $${v.name}`;
     if (v.type === 'datasource') {
@@ -411,6 +505,7 @@ const OPTIONS = {
   step: { type: 'string', default: '15s' },
   'rate-interval': { type: 'string', default: '1m' },
   wait: { type: 'string', default: '0' },
+  var: { type: 'string', multiple: true, default: [] },
   timeout: { type: 'string', default: '10' },
 };
 
@@ -430,7 +525,13 @@ function parseArgs(argv) {
     throw new Error(e.message);
   }
   if (values.help) return { help: true };
-  const opts = { dashboard: values.dashboard, prometheus: values.prometheus, range: values.range, step: values.step, rateInterval: values['rate-interval'], wait: values.wait, timeout: values.timeout };
+  const overrides = {};
+  for (const kv of values.var) {
+    const m = /^([A-Za-z_]\w*)=(.+)$/.exec(kv);
+    if (!m) throw new Error(`--var must be NAME=VALUE (e.g. --var camera=front), got "${kv}"`);
+    overrides[m[1]] = m[2];
+  }
+  const opts = { overrides, dashboard: values.dashboard, prometheus: values.prometheus, range: values.range, step: values.step, rateInterval: values['rate-interval'], wait: values.wait, timeout: values.timeout };
   for (const [flag, k] of [['--dashboard', 'dashboard'], ['--range', 'range'], ['--step', 'step'], ['--rate-interval', 'rateInterval'], ['--wait', 'wait'], ['--timeout', 'timeout']]) {
     if (opts[k] === '') throw new Error(`${flag} needs a value`);
   }
@@ -440,8 +541,10 @@ function parseArgs(argv) {
 }
 
 const USAGE = `Usage: node scripts/check-dashboard.js [--prometheus http://HOST:PORT] [--dashboard FILE]
-         [--range 10m] [--step 15s] [--rate-interval 1m] [--wait SECONDS] [--timeout SECONDS]
+         [--range 10m] [--step 15s] [--rate-interval 1m] [--wait SECONDS] [--timeout SECONDS] [--var NAME=VALUE]...
 Static checks of the Grafana dashboard; with --prometheus also runs every panel query against it.
+Variables take their "All" value (.*) unless --var sets one (--var camera=front: the queries as one
+repeated camera row shows them).
 `;
 
 async function main(argv) {
@@ -476,6 +579,13 @@ async function main(argv) {
     return 1;
   }
   const vars = dashboardVariableValues(dashboard);
+  for (const [name, value] of Object.entries(opts.overrides)) {
+    if (!(name in vars)) {
+      process.stderr.write(`check-dashboard: --var ${name}: the dashboard has no variable $${name} (it has: ${Object.keys(vars).map((n) => `$${n}`).join(', ')})\n`);
+      return 2;
+    }
+    vars[name] = value;
+  }
   const { errors, queries } = checkDashboard(dashboard, { datasourceUid: uids[0], metricNames, recordingRules: recordingRuleNames(), vars });
   const rel = path.relative(process.cwd(), opts.dashboard) || opts.dashboard;
   if (errors.length) {
@@ -512,6 +622,11 @@ module.exports = {
   metricNamesInExpr,
   substitute,
   dashboardVariableValues,
+  rowGroups,
+  variablesIn,
+  unfilteredPerCameraSelectors,
+  PER_CAMERA_METRICS,
+  CAMERA_VARIABLE,
   checkDashboard,
   checkLive,
   main,

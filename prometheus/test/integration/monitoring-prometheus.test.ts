@@ -8,6 +8,11 @@
  * (scripts/check-dashboard.js) must return data, and the CameraDown / TunnelDown alert expressions must
  * turn true (alerts pending) when the camera stops and when the agent goes away.
  *
+ * Per camera: the relay labels its per-camera families with `camera` (its single camera is named by
+ * CAMERA_NAME). When it does, the $camera variable must list that camera, every panel query must also
+ * return data for that one camera (as its repeated row runs them), and CameraDown carries the label.
+ * A relay from before the camera label (no `camera` on relay_camera_up) only skips those parts, saying so.
+ *
  * Without sshd (a laptop without openssh-server) the relay pulls straight from the fake camera and the
  * tunnel-agent target is a closed port: the tunnel_agent_* panels are then only proven by the compose
  * test, and this file says so. CI (REQUIRE_ALL=1) has sshd.
@@ -64,6 +69,9 @@ describeWith('prometheus (Debian package `prometheus`)', findExecutable([PROMETH
     return j.data;
   }
   const query = async (expr: string): Promise<PromSample[]> => (await api<{ result: PromSample[] }>('query', { query: expr })).result;
+  /** The camera names on relay_camera_up ([] for a relay without the camera label). */
+  const cameraNames = async (): Promise<string[]> =>
+    [...new Set((await query('relay_camera_up{job="relay", camera!=""}')).map((x) => x.metric.camera))].sort();
   const alerts = async (name: string): Promise<PromAlert[]> => (await api<{ alerts: PromAlert[] }>('alerts')).alerts.filter((a) => a.labels.alertname === name);
 
   beforeAll(async () => {
@@ -185,6 +193,26 @@ describeWith('prometheus (Debian package `prometheus`)', findExecutable([PROMETH
     expect(up).toBe(true);
   });
 
+  test('the per-camera families carry the camera label (one camera: one name on all of them)', async () => {
+    const names = await cameraNames();
+    if (names.length === 0) {
+      console.warn('relay_camera_up has no `camera` label: a relay from before the per-camera metrics; the per-camera checks are skipped');
+      return;
+    }
+    expect(names).toHaveLength(1);
+    for (const m of ['relay_frames_total', 'relay_frame_age_seconds', 'relay_target_fps', 'relay_fetch_duration_seconds_count']) {
+      const series = await query(`${m}{job="relay"}`);
+      expect(series.length).toBeGreaterThan(0);
+      expect(series.every((x) => x.metric.camera === names[0])).toBe(true);
+    }
+    // the recording rules keep it
+    const rate = await waitFor(async () => {
+      const r = await query('instance:relay_frames:rate1m');
+      return r.length > 0 ? r : undefined;
+    }, 30_000, 'instance:relay_frames:rate1m');
+    expect(rate.map((x) => x.metric.camera)).toEqual([names[0]]);
+  });
+
   describeWith(SSHD_COMPONENT, WITH_TUNNEL, 'through a real reverse SSH tunnel', () => {
     test('scrapes the tunnel-agent through its own -R forward, and the agent reports every forward bound', async () => {
       await waitFor(async () => (await query('up{job="tunnel-agent"} == 1')).length === 1, 30_000, 'agent scraped through the tunnel');
@@ -211,9 +239,26 @@ describeWith('prometheus (Debian package `prometheus`)', findExecutable([PROMETH
     const viaTunnel = (q: DashboardQuery) => /tunnel_agent_|job="tunnel-agent"/.test(q.expr);
     // Queries that need the agent are only answerable with a tunnel; the rest must pass either way.
     const mustPass = WITH_TUNNEL ? queries : queries.filter((q) => !viaTunnel(q));
-    const { passed, failed } = await checkLive(mustPass, { prometheus: promUrl, range: '2m', step: '1s', rateInterval: '5s', waitSeconds: 60, vars });
+    // A relay without the camera label has no values for $camera; its queries still match with All (.*).
+    const names = await cameraNames();
+    const usesCamera = (q: DashboardQuery) => q.where === 'variable $camera';
+    const allCameras = names.length > 0 ? mustPass : mustPass.filter((q) => !usesCamera(q));
+    const { passed, failed } = await checkLive(allCameras, { prometheus: promUrl, range: '2m', step: '1s', rateInterval: '5s', waitSeconds: 60, vars });
     expect(failed).toEqual([]);
-    expect(passed).toHaveLength(mustPass.length);
+    expect(passed).toHaveLength(allCameras.length);
+    if (names.length > 0) {
+      // ...and as the repeated row of that one camera runs them ($camera = its name). The agent's
+      // forward metrics name the camera only with a camera list; this relay has none, so those stay on All.
+      const agentLabelled = (await query('tunnel_agent_bytes_total{job="tunnel-agent", camera=~".+"}')).length > 0;
+      const perCamera = mustPass.filter((q) => q.kind === 'panel' && /\$camera\b|\$\{camera/.test(q.expr) && (agentLabelled || !viaTunnel(q)));
+      expect(perCamera.length).toBeGreaterThan(0);
+      const one = await checkLive(perCamera, { prometheus: promUrl, range: '2m', step: '1s', rateInterval: '5s', waitSeconds: 30, vars: { ...vars, camera: names[0] } });
+      expect(one.failed).toEqual([]);
+      const nobody = await checkLive(perCamera.filter((q) => !viaTunnel(q)).slice(0, 3), { prometheus: promUrl, range: '2m', step: '1s', rateInterval: '5s', vars: { ...vars, camera: 'no-such-camera' } });
+      expect(nobody.passed).toEqual([]); // the filter really filters
+    } else {
+      console.warn('relay_camera_up has no `camera` label: the $camera variable query and the one-camera pass are skipped');
+    }
     if (!WITH_TUNNEL) {
       const only = queries.filter(viaTunnel).map((q) => q.where);
       const msg = `no sshd: these panel queries need the tunnel-agent and are only proven by the compose test: ${only.join('; ')}`;
@@ -229,6 +274,8 @@ describeWith('prometheus (Debian package `prometheus`)', findExecutable([PROMETH
     await waitFor(async () => (await query('relay_camera_up{job="relay"} == 0')).length === 1, 30_000, 'relay_camera_up 0');
     const a = await waitFor(async () => (await alerts('CameraDown')).find((x) => x.state === 'pending' || x.state === 'firing'), 30_000, 'CameraDown pending');
     expect(a.labels).toMatchObject({ severity: 'critical', job: 'relay', instance: `127.0.0.1:${relayMetricsPort}` });
+    const names = await cameraNames();
+    if (names.length > 0) expect(a.labels.camera).toBe(names[0]); // fires per camera
     // and the relay is still scraped: the camera is down, not the relay
     expect(await query('up{job="relay"} == 1')).toHaveLength(1);
     expect(await alerts('RelayDown')).toEqual([]);

@@ -18,8 +18,11 @@ import {
   parseDuration,
   provisionedDatasourceUids,
   recordingRuleNames,
+  rowGroups,
   seriesNamesFromRegistries,
   substitute,
+  unfilteredPerCameraSelectors,
+  variablesIn,
 } from '../../../scripts/check-dashboard';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -66,9 +69,42 @@ describe('dashboard grafana/dashboards/camrelay.json', () => {
     expect(d.uid).toBe(DASHBOARD_UID);
     const titles = flattenPanels(d.panels).map((p: { title: string }) => p.title);
     for (const t of [
-      'Frame rate', 'Fetch latency percentiles', 'Frame age', 'Frame size', 'Clients by protocol', 'Bytes out by protocol',
-      'Drops and rejections', 'Camera', 'Tunnel', 'Reconnects and connect attempts', 'Forward binding state', 'Fetch errors by reason',
+      'Frame rate', 'Fetch latency percentiles', 'Frame age', 'Frame size', 'Clients by protocol', 'Bytes out by camera and protocol',
+      'Frames dropped and stale frames discarded', 'Client rejections by reason', 'Cameras up', 'Frame rate per camera', 'Tunnel',
+      'Reconnects and connect attempts', 'Forward binding state', 'Fetch errors by reason',
     ]) expect(titles).toContain(t);
+  });
+
+  test('a $camera variable: multi-select with All, its values the camera label of relay_camera_up', () => {
+    const v = load().templating.list.find((x: { name: string }) => x.name === 'camera');
+    expect(v).toMatchObject({ type: 'query', multi: true, includeAll: true, allValue: '.*', datasource: { type: 'prometheus', uid: DS_UID } });
+    expect(v.query.query).toMatch(/^label_values\(relay_camera_up\{[^}]*\},\s*camera\)$/);
+    expect(v.definition).toBe(v.query.query);
+  });
+
+  test('the top row is the overview: one stat per camera for up/down and for fps', () => {
+    const groups = rowGroups(load().panels);
+    const top = groups.find((g) => g.row !== null);
+    expect(top?.row.gridPos.y).toBe(0);
+    expect(top?.row.repeat).toBeUndefined();
+    const stats = (top?.panels ?? []).filter((p: { type: string }) => p.type === 'stat');
+    const perCamera = (metric: string) => stats.find((p: Dashboard) => p.targets.some((t: { expr: string; legendFormat: string }) =>
+      t.expr.includes(metric) && t.legendFormat.includes('{{camera}}') && !/\b(sum|max|min|avg)\((?!.*by \(camera\))/.test(t.expr)));
+    expect(perCamera('relay_camera_up')).toBeDefined(); // up/down per camera
+    expect(perCamera('relay_frames_total')).toBeDefined(); // fps per camera
+    for (const p of [perCamera('relay_camera_up'), perCamera('relay_frames_total')]) expect(p.options.textMode).toBe('value_and_name');
+  });
+
+  test('a row repeated by $camera holds the per-camera panels, every query of them filtered to that camera', () => {
+    const groups = rowGroups(load().panels);
+    const repeated = groups.filter((g) => g.row?.repeat === 'camera');
+    expect(repeated).toHaveLength(1);
+    const titles = repeated[0].panels.map((p: { title: string }) => p.title);
+    for (const t of ['Frame rate', 'Fetch latency percentiles', 'Frame age', 'Frame size', 'Fetch errors by reason']) expect(titles).toContain(t);
+    expect(variablesIn(repeated[0].row.title).has('camera')).toBe(true);
+    for (const p of repeated[0].panels) {
+      for (const t of p.targets) if (!t.expr.startsWith('camrelay:')) expect(t.expr).toContain('camera=~"$camera"');
+    }
   });
 
   test('fetch latency shows p50, p90 and p99 from the histogram', () => {
@@ -119,6 +155,28 @@ describe('check-dashboard catches', () => {
     expect(mutate((d) => (firstQueryPanel(d).targets = [])).join()).toMatch(/no targets/);
   });
 
+  test('a per-camera metric not filtered by $camera', () => {
+    const errors = mutate((d) => (firstQueryPanel(d).targets[0].expr = 'relay_camera_up{job="relay"}'));
+    expect(errors.join()).toMatch(/per-camera metric relay_camera_up not filtered by camera=~"\$camera"/);
+    const bare = mutate((d) => (firstQueryPanel(d).targets[0].expr = 'sum(rate(relay_frames_total[5m]))'));
+    expect(bare.join()).toMatch(/per-camera metric relay_frames_total not filtered/);
+  });
+
+  test('a row repeated by a variable that does not exist, or is single-valued, or that its title and queries ignore', () => {
+    const camRow = (d: Dashboard) => d.panels.find((p: { repeat?: string }) => p.repeat === 'camera');
+    expect(mutate((d) => (camRow(d).repeat = 'cam')).join()).toMatch(/repeats by \$cam, which is not a dashboard variable/);
+    expect(mutate((d) => {
+      const v = d.templating.list.find((x: { name: string }) => x.name === 'camera');
+      v.multi = false;
+      v.includeAll = false;
+    }).join()).toMatch(/neither multi-value nor has "All"/);
+    expect(mutate((d) => (camRow(d).title = 'Camera')).join()).toMatch(/must name it in its title/);
+    expect(mutate((d) => {
+      const i = d.panels.indexOf(camRow(d));
+      d.panels[i + 1].targets[0].expr = 'sum(relay_clients{job="relay"})';
+    }).join()).toMatch(/in a row repeated by \$camera but does not use \$camera/);
+  });
+
   test('a metric name no daemon exports (a typo, or a rename in relay/src/metrics.ts)', () => {
     const errors = mutate((d) => (firstQueryPanel(d).targets[0].expr = 'rate(relay_frame_total{job="relay"}[$__rate_interval])'));
     expect(errors.join()).toMatch(/metric "relay_frame_total" is not exported/);
@@ -144,6 +202,26 @@ describe('check-dashboard helpers', () => {
     expect(substitute('a{i=~"$instance"}[$__interval] $__interval_ms ${instance:regex} [[instance]] $instances', vars)).toBe(
       'a{i=~".*"}[15s] 15000 .* .* $instances',
     );
+  });
+
+  test('unfilteredPerCameraSelectors names the per-camera selectors without camera=~"$camera"', () => {
+    expect(unfilteredPerCameraSelectors('sum by (camera) (rate(relay_frames_total{job="relay", camera=~"$camera"}[1m]))')).toEqual([]);
+    expect(unfilteredPerCameraSelectors('relay_camera_up{camera=~"${camera}"} / relay_frame_age_seconds{job="relay"}')).toEqual(['relay_frame_age_seconds']);
+    expect(unfilteredPerCameraSelectors('instance:relay_frames:rate1m < on (job, instance, camera) relay_target_fps{camera="front"}')).toEqual(['instance:relay_frames:rate1m', 'relay_target_fps']);
+    // relay-wide families and thresholds need no camera filter
+    expect(unfilteredPerCameraSelectors('sum(relay_clients{job="relay"}) + camrelay:frame_age_max:seconds + tunnel_agent_up')).toEqual([]);
+    expect(unfilteredPerCameraSelectors('histogram_quantile(0.9, sum by (le) (rate(relay_fetch_duration_seconds_bucket{camera=~"$cameras"}[1m])))')).toEqual(['relay_fetch_duration_seconds_bucket']);
+  });
+
+  test('rowGroups: an open row owns the panels after it, a collapsed row those inside it', () => {
+    const groups = rowGroups([
+      { id: 1, type: 'stat' },
+      { id: 2, type: 'row', panels: [] },
+      { id: 3, type: 'stat' },
+      { id: 4, type: 'stat' },
+      { id: 5, type: 'row', collapsed: true, panels: [{ id: 6, type: 'stat' }] },
+    ]);
+    expect(groups.map((g) => [g.row?.id ?? null, g.panels.map((p: { id: number }) => p.id)])).toEqual([[null, [1]], [2, [3, 4]], [5, [6]]]);
   });
 
   test('parseDuration', () => {

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import YAML from 'yaml';
 
 const DIR = path.resolve(__dirname, '../..');
 const rulesText = fs.readFileSync(path.join(DIR, 'rules/camrelay.yml'), 'utf8');
@@ -26,6 +27,25 @@ function alertBlocks(): Map<string, string> {
 }
 
 const ALERTS = [...alertBlocks().keys()];
+interface AlertRule {
+  alert: string;
+  expr: string;
+  annotations: Record<string, string>;
+}
+const parsedRules = (YAML.parse(rulesText) as { groups: { rules: AlertRule[] }[] }).groups.flatMap((g) => g.rules);
+function parsedAlert(name: string): AlertRule {
+  const r = parsedRules.find((x) => x.alert === name);
+  if (!r) throw new Error(`no alert ${name}`);
+  return r;
+}
+/** Alerts about one camera: they fire per camera, with the `camera` label. */
+const PER_CAMERA = ['CameraDown', 'FramesStale', 'FrameRateLow', 'FetchErrorsRising', 'ArchiveFailing'];
+const docsText = fs.readFileSync(path.resolve(DIR, '..', 'docs', 'monitoring.md'), 'utf8');
+
+/** The promtool test cases (from "- name:" to the next) whose expectations name `alertname: <name>`. */
+function testCasesOf(name: string): string[] {
+  return testsText.split(/\n(?= {2}- name: )/).filter((c) => new RegExp(`alertname: ${name}\\n`).test(c));
+}
 
 describe('alert rules', () => {
   test('the alerts the issue asks for all exist', () => {
@@ -45,6 +65,41 @@ describe('alert rules', () => {
     const cases = [...testsText.matchAll(new RegExp(`alertname: ${name}\\n\\s+exp_alerts:( \\[\\])?\\n`, 'g'))];
     expect(cases.some((c) => c[1] === undefined)).toBe(true); // exp_alerts: <list> = fires
     expect(cases.some((c) => c[1] === ' []')).toBe(true); // exp_alerts: [] = quiet
+  });
+
+  test.each(ALERTS)('%s: its runbook annotation ends with its section of docs/monitoring.md, which exists', (name) => {
+    const rule = parsedAlert(name);
+    expect(rule.annotations.runbook.trim().endsWith(`docs/monitoring.md#${name.toLowerCase()}`)).toBe(true);
+    expect(docsText).toMatch(new RegExp(`^### ${name}$`, 'm')); // GitHub's anchor of "### CameraDown" is #cameradown
+    expect(rulesText).not.toMatch(/README, section/);
+  });
+
+  test('every per-camera alert is one, and the recording rules that aggregate keep `camera`', () => {
+    for (const a of PER_CAMERA) expect(ALERTS).toContain(a);
+    const records = (YAML.parse(rulesText) as { groups: { rules: { record?: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules).filter((r) => r.record?.startsWith('instance:'));
+    expect(records.length).toBeGreaterThan(0);
+    for (const r of records) for (const m of r.expr.matchAll(/\b(?:on|by) \(([^)]*)\)/g)) expect(m[1].split(/,\s*/)).toContain('camera');
+  });
+
+  test.each(PER_CAMERA)('%s fires per camera: joins and sums keep `camera`, annotations name it', (name) => {
+    const rule = parsedAlert(name);
+    const lists = [...rule.expr.matchAll(/\b(?:on|by) \(([^)]*)\)/g)].map((m) => m[1].split(/,\s*/));
+    for (const l of lists) expect(l).toContain('camera');
+    expect(rule.annotations.summary).toContain('$labels.camera');
+    expect(rule.annotations.description).toContain('$labels.camera');
+  });
+
+  test.each(PER_CAMERA)('%s has a promtool test with two cameras where it fires for the failing one only', (name) => {
+    const twoCameras = testCasesOf(name).filter((c) => {
+      const cams = new Set([...c.matchAll(/series: '[^']*camera="([^"]+)"/g)].map((m) => m[1]));
+      return cams.size >= 2 && /exp_labels: \{[^}]*camera: /.test(c);
+    });
+    expect(twoCameras.length).toBeGreaterThan(0);
+    for (const c of twoCameras) {
+      const firing = new Set([...c.matchAll(/exp_labels: \{[^}]*camera: '?([^,' }]+)/g)].map((m) => m[1]));
+      const all = new Set([...c.matchAll(/series: '[^']*camera="([^"]+)"/g)].map((m) => m[1]));
+      expect(firing.size).toBeLessThan(all.size); // some camera in the input does NOT fire
+    }
   });
 
   test('the FrameRateLow and FramesStale thresholds are set in exactly one place each', () => {
