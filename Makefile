@@ -7,12 +7,17 @@ SHELL := /bin/bash
 # that scripts/ensure-node.sh installs once from the npm registry into .cache/node24 (git-ignored).
 # npm_config_nodedir makes native addons (ssh2's crypto binding, cpu-features) build against the headers
 # of the Node that runs them (a mismatched binding fails to load and ssh2 silently uses JS crypto).
-NODE_PREFIX := $(shell scripts/ensure-node.sh)
+# Only the targets that run Node ask for it: `make up-vps` on a VPS with nothing but Docker needs none.
+ROOT := $(dir $(abspath $(firstword $(MAKEFILE_LIST))))
+NODE_GOALS := install build lint test test-unit test-compose bench
+ifneq ($(filter $(NODE_GOALS),$(MAKECMDGOALS)),)
+NODE_PREFIX := $(shell $(ROOT)scripts/ensure-node.sh)
 ifeq ($(NODE_PREFIX),)
 $(error scripts/ensure-node.sh found no Node >= 24 and could not install one)
 endif
 export PATH := $(NODE_PREFIX)/bin:$(PATH)
 export npm_config_nodedir := $(NODE_PREFIX)
+endif
 
 # Compose v2 plugin when present, else Compose v1.
 COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo "docker-compose"; fi)
