@@ -26,6 +26,10 @@
  * while a fan-out is still running takes over the rest of it (the viewers not reached yet get the
  * newer frame, counted as a drop of the older one) and goes round every viewer again from where the
  * older one stopped, so under overload no viewer is always last.
+ *
+ * Per-viewer rate cap (`?fps=N`, viewers on cellular links): a viewer added with `fps` is offered a
+ * frame only when its FpsCap admits it; the frames it skips for the cap are not drops (it asked for
+ * fewer) and are not remembered as pending, so a capped viewer costs nothing between its frames.
  */
 import type { ServerResponse } from 'node:http';
 import type { Frame, FrameStore } from '../frame-store';
@@ -60,6 +64,56 @@ export interface MjpegOptions {
   maxFrameAgeMs: number;
   /** viewers offered a frame before yielding to the event loop (default DEFAULT_SLICE) */
   sliceSize?: number;
+  /** monotonic milliseconds for the per-viewer rate caps (default performance.now; tests: a FakeClock) */
+  now?: () => number;
+}
+
+/** Highest `?fps=` accepted. */
+export const MAX_FPS_PARAM = 1000;
+
+/**
+ * The `?fps=N` query value of a stream request: undefined when absent (no cap), the rate when it is
+ * a plain positive decimal number <= `max`, else an Error whose message the caller sends with a 400.
+ */
+export function parseFpsParam(value: string | null | undefined, max = MAX_FPS_PARAM): number | undefined | Error {
+  if (value === null || value === undefined) return undefined;
+  const n = /^\d{1,7}(\.\d{1,6})?$/.test(value) ? Number(value) : NaN;
+  if (!(n > 0) || n > max) return new Error(`fps must be a number above 0 and at most ${max}`);
+  return n;
+}
+
+/**
+ * Caps one viewer's frame rate at `fps` on average. A token bucket: credit grows by one frame per
+ * 1000/fps ms up to CAP_BURST frames, a frame costs one, and a frame may go when the credit is at
+ * least 1 - CAP_EARLY. The small burst and early allowance matter when the camera's own rate is
+ * close to the cap or not a multiple of it: a plain "at least 1000/fps ms apart" rule would make a
+ * 10 fps camera capped at 3 fps deliver 2.5 fps, and a 2 fps camera with jitter capped at 2 fps
+ * lose every frame that comes a millisecond early. Over any span of T ms the viewer gets at most
+ * CAP_BURST + T * fps / 1000 frames.
+ */
+export class FpsCap {
+  static readonly CAP_BURST = 1.5;
+  static readonly CAP_EARLY = 0.1;
+  readonly intervalMs: number;
+  private credit = FpsCap.CAP_BURST;
+  private last: number | undefined;
+
+  constructor(
+    readonly fps: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.intervalMs = 1000 / fps;
+  }
+
+  /** True when a frame may be sent now (and books it), false when it is skipped for the cap. */
+  admit(): boolean {
+    const t = this.now();
+    if (this.last !== undefined) this.credit = Math.min(FpsCap.CAP_BURST, this.credit + Math.max(0, t - this.last) / this.intervalMs);
+    this.last = t;
+    if (this.credit < 1 - FpsCap.CAP_EARLY) return false;
+    this.credit -= 1;
+    return true;
+  }
 }
 
 /** ~64 viewers ≈ 1-1.5 ms of writes on a small VPS core: the longest the fan-out holds the loop. */
@@ -90,6 +144,8 @@ class Viewer {
     readonly res: ServerResponse,
     readonly release: () => void,
     onWritten: (v: Viewer, err?: Error | null) => void,
+    /** `?fps=N`: this viewer's rate cap */
+    readonly cap?: FpsCap,
   ) {
     this.onWritten = (err) => onWritten(this, err);
   }
@@ -138,15 +194,18 @@ export class MjpegStreamer {
     return [...this.viewers].map((v) => v.res.socket?.writableLength ?? 0);
   }
 
-  /** Takes over a response (already authorised and admitted) and streams until either side ends. */
-  add(res: ServerResponse): void {
+  /**
+   * Takes over a response (already authorised and admitted) and streams until either side ends.
+   * `fps` (from parseFpsParam) caps this viewer's rate.
+   */
+  add(res: ServerResponse, opts: { fps?: number } = {}): void {
     const { store, metrics, limiter } = this.deps;
     const unwatch = store.watch();
     const untrack = limiter.track('mjpeg');
     const viewer = new Viewer(res, () => {
       unwatch();
       untrack();
-    }, (v, err) => this.written(v, err));
+    }, (v, err) => this.written(v, err), opts.fps ? new FpsCap(opts.fps, this.opts.now) : undefined);
     this.viewers.add(viewer);
     this.order.push(viewer);
     metrics.pending.connections.mjpeg++;
@@ -244,6 +303,8 @@ export class MjpegStreamer {
     // frames published since the last one offered that this viewer never saw (overtaken fan-out)
     this.drops += frame.seq - v.offeredSeq - 1;
     v.offeredSeq = frame.seq;
+    // skipped for the viewer's own cap: not a drop, and not kept as pending
+    if (v.cap && !v.cap.admit()) return;
     if (v.inflight || v.res.writableNeedDrain) {
       if (v.pending) this.drops++;
       v.pending = frame;

@@ -1,35 +1,49 @@
 /**
- * The viewer page served at `/`: self-contained (no external resources), three same-origin files
- * kept as strings so they ship inside dist/ with no build step:
- *   /            HTML
- *   /viewer.css  styles (and /favicon.svg)
- *   /viewer.js   shows /stream.mjpg in an <img> (falls back to polling /snapshot.jpg when the
- *                stream fails, retrying the stream every 15 s; `?mode=poll` forces polling) and
- *                polls /status.json every second for frame rate, frame age and viewer count; when
- *                the relay was unreachable and answers again, the stream is reopened.
- * A `?token=...` in the page URL is passed on to every URL the page loads (browsers cannot put an
- * Authorization header on <img>). All URLs are relative, so the page also works behind a reverse
- * proxy under a path prefix. The Content-Security-Policy allows nothing but same-origin loads.
+ * The browser pages, self-contained (no external resources), kept as strings so they ship inside
+ * dist/ with no build step. http.ts serves them:
+ *   /                 OVERVIEW_HTML: one tile per camera the visitor may see (+ /overview.js)
+ *   /cam/<name>/      CAMERA_VIEWER_HTML: one camera's viewer (assets from ../../)
+ *   /viewer.css       styles of both pages (and /favicon.svg)
+ *   /viewer.js        the viewer: shows stream.mjpg in an <img> (falls back to polling snapshot.jpg
+ *                     when the stream fails, retrying the stream every 15 s; `?mode=poll` forces
+ *                     polling; `?fps=N` is passed on to the stream) and polls status.json every second
+ *                     for frame rate, frame age and viewer count; when the relay was unreachable and
+ *                     answers again, the stream is reopened. Its requests are relative to the page, so
+ *                     at /cam/<name>/ they go to /cam/<name>/stream.mjpg etc.
+ *   /overview.js      the overview: polls status.json (`cameras: [...]`) every second; each tile
+ *                     refreshes the camera's snapshot about once a second and shows up/down, frame age
+ *                     and fps, and links to cam/<name>/. A "sign in" link (`?login=1`, which the relay
+ *                     answers with a 401 challenge until the browser sends credentials) appears when
+ *                     status.json says the visitor is not signed in, or lists no camera.
+ * A `?token=...` in the page URL is passed on to every URL the pages load and link to (browsers
+ * cannot put an Authorization header on <img>). All URLs are relative, so the pages also work behind
+ * a reverse proxy under a path prefix. The Content-Security-Policy allows nothing but same-origin loads.
  */
 
 export const VIEWER_CSP =
   "default-src 'none'; img-src 'self' blob:; script-src 'self'; style-src 'self'; connect-src 'self'; " +
   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-export const VIEWER_HTML = `<!doctype html>
+/**
+ * The viewer page. `root` is the relative path from the page to the site root, where the shared
+ * assets are: '' for a page at /, '../../' at /cam/<name>/ (then the page links back to the overview).
+ */
+export function viewerHtml(root = ''): string {
+  const back = root ? `\n    <a id="back" href="${root}">&larr; all cameras</a>` : '';
+  return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>camrelay viewer</title>
-<link rel="stylesheet" href="viewer.css">
-<link rel="icon" href="favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="${root}viewer.css">
+<link rel="icon" href="${root}favicon.svg" type="image/svg+xml">
 </head>
 <body>
 <main>
-  <header>
-    <h1>camrelay</h1>
+  <header>${back}
+    <h1 id="name">camrelay</h1>
     <span id="camera" class="badge">connecting&hellip;</span>
   </header>
   <figure>
@@ -43,10 +57,17 @@ export const VIEWER_HTML = `<!doctype html>
     <div><dt>frame</dt><dd id="seq">&ndash;</dd></div>
   </dl>
 </main>
-<script src="viewer.js"></script>
+<script src="${root}viewer.js"></script>
 </body>
 </html>
 `;
+}
+
+/** The viewer at / (single-camera relays, seed links). */
+export const VIEWER_HTML = viewerHtml('');
+
+/** The viewer of one camera at /cam/<name>/ (the same page for every camera: it reads its name from status.json). */
+export const CAMERA_VIEWER_HTML = viewerHtml('../../');
 
 /** A camera lens, so browsers do not ask for /favicon.ico. */
 export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="2" y="8" width="28" height="20" rx="4" fill="#333"/><rect x="10" y="4" width="12" height="6" rx="2" fill="#333"/><circle cx="16" cy="18" r="7" fill="#1f6f3a"/><circle cx="16" cy="18" r="3" fill="#9fe0b4"/></svg>
@@ -67,12 +88,25 @@ dl#stats{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));g
 dl#stats div{background:#1c1c1c;border-radius:6px;padding:8px 12px}
 dt{font-size:12px;color:#999}
 dd{margin:0;font-size:22px;font-variant-numeric:tabular-nums}
+a{color:#9fc9ff}
+#back{font-size:13px;text-decoration:none}
+.spacer{flex:1}
+#signin{font-size:13px}
+#empty{color:#999}
+#cams{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px;margin-top:12px}
+.tile{display:block;background:#1c1c1c;border-radius:6px;overflow:hidden;color:inherit;text-decoration:none}
+.tile:hover,.tile:focus{outline:2px solid #9fc9ff}
+.tile img{display:block;width:100%;aspect-ratio:4/3;object-fit:contain;background:#000}
+.tile .meta{display:flex;flex-wrap:wrap;align-items:center;gap:6px 10px;padding:6px 10px;font-size:13px;font-variant-numeric:tabular-nums}
+.tile .name{font-weight:600;font-size:15px;flex:1 0 100%}
+.tile .lock{font-size:11px;color:#999;border:1px solid #555;border-radius:8px;padding:0 6px}
 `;
 
 export const VIEWER_JS = `'use strict';
 (function () {
   var params = new URLSearchParams(location.search);
   var token = params.get('token');
+  var capFps = params.get('fps');
   var img = document.getElementById('live');
   var modeEl = document.getElementById('mode');
   var n = 0;
@@ -91,13 +125,17 @@ export const VIEWER_JS = `'use strict';
   function text(id, value) {
     document.getElementById(id).textContent = value;
   }
+  var back = document.getElementById('back');
+  if (back && token) back.href = url(back.getAttribute('href'));
 
   function startStream() {
     clearTimeout(pollTimer);
     clearTimeout(retryTimer);
     mode = 'stream';
     modeEl.textContent = 'live MJPEG stream';
-    img.src = url('stream.mjpg', { n: String(++n) });
+    var q = { n: String(++n) };
+    if (capFps) q.fps = capFps;
+    img.src = url('stream.mjpg', q);
   }
 
   function startPolling(retryStream) {
@@ -137,6 +175,23 @@ export const VIEWER_JS = `'use strict';
     return ms < 1000 ? Math.round(ms) + ' ms' : (ms / 1000).toFixed(1) + ' s';
   }
 
+  // this camera from status.json: /cam/<name>/status.json is one camera; a relay's /status.json
+  // has cameras: [...] (the first is the one at /); older relays report the camera at the top level
+  function cameraOf(s) {
+    if (s && Array.isArray(s.cameras)) return s.cameras[0] || null;
+    return s || null;
+  }
+  function viewersOf(c) {
+    var v = c.viewers;
+    if (typeof v === 'number') return v;
+    if (v && typeof v === 'object') return Number(v.mjpeg) || 0;
+    return c.clients ? Number(c.clients.mjpeg) || 0 : 0;
+  }
+  function ageOf(c) {
+    if (typeof c.frameAgeMs === 'number') return c.frameAgeMs;
+    return c.frame ? c.frame.ageMs : undefined;
+  }
+
   function stats() {
     fetch(url('status.json'), { cache: 'no-store' })
       .then(function (r) {
@@ -147,14 +202,22 @@ export const VIEWER_JS = `'use strict';
         // the relay was unreachable, so the stream broke: open it again
         if (relayDown && mode === 'stream') startStream();
         relayDown = false;
+        var c = cameraOf(s);
+        if (!c) throw new Error('no camera');
+        if (c.name) {
+          text('name', c.name);
+          document.title = c.name + ' \\u00b7 camrelay';
+        }
+        var up = c.up !== undefined ? Boolean(c.up) : Boolean(c.cameraUp);
         var cam = document.getElementById('camera');
-        cam.textContent = s.cameraUp ? 'camera up' : 'camera down';
-        cam.className = 'badge ' + (s.cameraUp ? 'up' : 'down');
-        cam.title = s.lastError || '';
-        text('fps', (Number(s.fps) || 0).toFixed(1) + ' fps');
-        text('age', s.frame ? fmtAge(s.frame.ageMs) : 'no frame');
-        text('viewers', String(s.clients ? s.clients.mjpeg : 0));
-        text('seq', s.frame ? '#' + s.frame.seq + ' \\u00b7 ' + Math.round(s.frame.bytes / 1024) + ' KiB' : '\\u2013');
+        cam.textContent = up ? 'camera up' : 'camera down';
+        cam.className = 'badge ' + (up ? 'up' : 'down');
+        cam.title = c.lastError || '';
+        var f = c.frame;
+        text('fps', (Number(c.fps) || 0).toFixed(1) + ' fps');
+        text('age', f ? fmtAge(ageOf(c)) : 'no frame');
+        text('viewers', String(viewersOf(c)));
+        text('seq', f ? '#' + f.seq + (f.bytes ? ' \\u00b7 ' + Math.round(f.bytes / 1024) + ' KiB' : '') : '\\u2013');
       })
       .catch(function (e) {
         relayDown = true;
@@ -170,5 +233,188 @@ export const VIEWER_JS = `'use strict';
   if (params.get('mode') === 'poll') startPolling(false);
   else startStream();
   stats();
+})();
+`;
+
+/** The overview at /: one tile per camera the visitor may see, filled by /overview.js. */
+export const OVERVIEW_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>camrelay cameras</title>
+<link rel="stylesheet" href="viewer.css">
+<link rel="icon" href="favicon.svg" type="image/svg+xml">
+</head>
+<body>
+<main>
+  <header>
+    <h1>camrelay</h1>
+    <span id="summary" class="badge">connecting&hellip;</span>
+    <span class="spacer"></span>
+    <a id="signin" href="?login=1" hidden>sign in</a>
+  </header>
+  <p id="empty" hidden>No camera to show.</p>
+  <div id="cams"></div>
+</main>
+<script src="overview.js"></script>
+</body>
+</html>
+`;
+
+export const OVERVIEW_JS = `'use strict';
+(function () {
+  var params = new URLSearchParams(location.search);
+  var token = params.get('token');
+  var grid = document.getElementById('cams');
+  var signin = document.getElementById('signin');
+  var summary = document.getElementById('summary');
+  var empty = document.getElementById('empty');
+  /** camera name -> its tile */
+  var tiles = {};
+  var n = 0;
+
+  // after signing in (?login=1 answered with the credentials), keep a clean address
+  if (params.has('login')) {
+    params.delete('login');
+    var rest = params.toString();
+    history.replaceState(null, '', location.pathname + (rest ? '?' + rest : ''));
+  }
+
+  function url(path, extra) {
+    var q = new URLSearchParams(extra || {});
+    if (token) q.set('token', token);
+    var s = q.toString();
+    return s ? path + '?' + s : path;
+  }
+  function camPath(name, file) {
+    return 'cam/' + encodeURIComponent(name) + '/' + (file || '');
+  }
+  function fmtAge(ms) {
+    if (typeof ms !== 'number' || !isFinite(ms)) return 'no frame';
+    return ms < 1000 ? Math.round(ms) + ' ms' : ms < 120000 ? (ms / 1000).toFixed(1) + ' s' : Math.round(ms / 60000) + ' min';
+  }
+  function span(cls, parent) {
+    var e = document.createElement('span');
+    e.className = cls;
+    parent.appendChild(e);
+    return e;
+  }
+
+  function makeTile(name) {
+    var a = document.createElement('a');
+    a.className = 'tile';
+    a.setAttribute('data-camera', name);
+    a.href = url(camPath(name));
+    var img = document.createElement('img');
+    img.alt = name + ': latest frame';
+    a.appendChild(img);
+    var meta = document.createElement('div');
+    meta.className = 'meta';
+    a.appendChild(meta);
+    var t = {
+      name: name, el: a, img: img, blob: null, timer: null, gone: false,
+      label: span('name', meta), state: span('badge state', meta), age: span('age', meta), fps: span('fps', meta), lock: span('lock', meta),
+    };
+    t.label.textContent = name;
+    t.state.textContent = '\\u2026';
+    t.lock.textContent = 'private';
+    t.lock.hidden = true;
+    refresh(t);
+    return t;
+  }
+
+  // the tile's image: the camera's snapshot about once a second, one request at a time
+  function refresh(t) {
+    if (t.gone) return;
+    if (document.hidden) {
+      t.timer = setTimeout(refresh, 1000, t);
+      return;
+    }
+    var ok = false;
+    fetch(url(camPath(t.name, 'snapshot.jpg'), { n: String(++n) }), { cache: 'no-store' })
+      .then(function (r) {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.blob();
+      })
+      .then(function (b) {
+        if (t.gone) return;
+        var old = t.blob;
+        t.blob = URL.createObjectURL(b);
+        t.img.src = t.blob;
+        if (old) URL.revokeObjectURL(old);
+        ok = true;
+      })
+      .catch(function () { /* keep the last image; try again below */ })
+      .then(function () {
+        if (!t.gone) t.timer = setTimeout(refresh, ok ? 1000 : 3000, t);
+      });
+  }
+
+  function drop(t) {
+    t.gone = true;
+    clearTimeout(t.timer);
+    if (t.blob) URL.revokeObjectURL(t.blob);
+    if (t.el.parentNode) t.el.parentNode.removeChild(t.el);
+  }
+
+  function show(c) {
+    var t = tiles[c.name] || (tiles[c.name] = makeTile(c.name));
+    var up = c.up !== undefined ? Boolean(c.up) : Boolean(c.cameraUp);
+    t.state.textContent = up ? 'up' : 'down';
+    t.state.className = 'badge state ' + (up ? 'up' : 'down');
+    t.state.title = c.lastError || '';
+    var age = typeof c.frameAgeMs === 'number' ? c.frameAgeMs : c.frame ? c.frame.ageMs : undefined;
+    t.age.textContent = c.frame === null ? 'no frame' : fmtAge(age);
+    t.fps.textContent = (Number(c.fps) || 0).toFixed(1) + ' fps';
+    t.lock.hidden = c.public !== false;
+    t.el.classList.toggle('down', !up);
+    return t;
+  }
+
+  function render(s) {
+    var cams = s && Array.isArray(s.cameras) ? s.cameras.filter(function (c) { return c && typeof c.name === 'string'; }) : [];
+    var seen = {};
+    var up = 0;
+    cams.forEach(function (c, i) {
+      seen[c.name] = true;
+      var t = show(c);
+      if (t.state.classList.contains('up')) up++;
+      if (grid.children[i] !== t.el) grid.insertBefore(t.el, grid.children[i] || null);
+    });
+    Object.keys(tiles).forEach(function (name) {
+      if (!seen[name]) {
+        drop(tiles[name]);
+        delete tiles[name];
+      }
+    });
+    summary.textContent = cams.length + (cams.length === 1 ? ' camera' : ' cameras') + ', ' + up + ' up';
+    summary.className = 'badge ' + (cams.length > 0 && up === cams.length ? 'up' : up === 0 ? 'down' : '');
+    empty.hidden = cams.length > 0;
+    // the relay says authenticated: false when credentials are configured and the visitor sent none
+    // (private cameras may be hidden); true when signed in or when no credentials are configured
+    var needed = s.authenticated === false || s.signIn === true || (cams.length === 0 && s.authenticated !== true);
+    signin.hidden = Boolean(token) || !needed;
+  }
+
+  function poll() {
+    fetch(url('status.json'), { cache: 'no-store' })
+      .then(function (r) {
+        if (r.status === 401) return { cameras: [], authenticated: false };
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      })
+      .then(render)
+      .catch(function (e) {
+        summary.textContent = 'relay unreachable (' + e.message + ')';
+        summary.className = 'badge down';
+      })
+      .then(function () {
+        setTimeout(poll, 1000);
+      });
+  }
+
+  poll();
 })();
 `;
