@@ -429,7 +429,8 @@ export class RelayMetrics implements CameraMetrics {
   }
 
   private get def(): CameraMetrics {
-    return this.camera(this.opts.defaultCamera ?? 'default', this.opts.frameAgeSeconds);
+    const name = this.opts.defaultCamera ?? 'default';
+    return this.cams.get(name)?.view ?? this.camera(name, this.opts.frameAgeSeconds);
   }
 
   // The default camera's view (single-camera code paths and tests).
