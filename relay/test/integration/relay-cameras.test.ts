@@ -4,11 +4,12 @@
  * access (public / private / unknown), metrics with the camera label, per-camera archive dirs.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { checkJpeg } from '@camrelay/common';
 import {
-  Behaviour, FAST_ENV, freePorts, jpeg, MultiRelay, openStream, rawFetch, request, sleep, spawnPackage, startMultiRelay, startRelay, TestCamera, waitFor,
+  Behaviour, FAST_ENV, frameNo, freePorts, jpeg, MultiRelay, openStream, rawFetch, request, sleep, spawnPackage, startMultiRelay, startRelay, TestCamera, waitFor,
 } from '../../../test-support';
 
 /** a healthy camera whose frames are `size` bytes (tells cameras apart) */
@@ -148,6 +149,23 @@ describe('relay with several cameras', () => {
     expect((await request(`${relay.base}/status.json`)).status).toBe(401);
     expect((await request(`${relay.base}/snapshot.jpg`)).status).toBe(401);
     expect((await request(`${relay.base}/healthz`)).status).toBe(200);
+  });
+
+  test('a push camera in the list has its own ingest port beside a pull camera', async () => {
+    const a = await camera(sized(100));
+    const [rawA, rawP, ingest] = await freePorts(3);
+    relay = await startMultiRelay(`cameras:\n${entry('a', a, rawA)}  p:\n    mode: push\n    ingest_port: ${ingest}\n    raw_port: ${rawP}\n`);
+    const r = relay;
+    expect(r.ports.cameras).toEqual([{ name: 'a', rawPort: rawA }, { name: 'p', rawPort: rawP, ingestPort: ingest }]);
+    const s = net.connect({ port: ingest, host: '127.0.0.1' });
+    await new Promise<void>((res, rej) => s.once('connect', res).once('error', rej));
+    s.end(jpeg(7, 300));
+    await waitFor(async () => (await r.metric('relay_frames_total', { camera: 'p' })) === 1, 5000, 'pushed frame');
+    const got = await rawFetch(rawP);
+    expect(got.data.length).toBe(300);
+    expect(frameNo(got.data)).toBe(7);
+    expect((await rawFetch(rawA)).data.length).toBe(100);
+    expect(await r.metric('relay_frames_total', { camera: 'a' })).toBeGreaterThan(0);
   });
 
   test('archive: one directory per camera under SNAPSHOT_DIR', async () => {
