@@ -7,12 +7,17 @@
  * - child processes (startCamera, startRelay): fake-camera/dist and relay/dist on loopback with
  *   OS-picked ports, plus /metrics readers (parseMetric).
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { CidrList, sleep } from '@camrelay/common';
 import type { Counter, Gauge } from 'prom-client';
 import { FrameStore } from '../relay/src/frame-store';
+import { loadConfig } from '../relay/src/config';
 import { RelayMetrics } from '../relay/src/metrics';
+import { Relay, type RelayPorts } from '../relay/src/relay';
 import { ClientLimiter, HttpOutlet, RawOutlet, type HttpOutletDeps, type HttpOutletOptions, type SourceStatus } from '../relay/src/outlets';
 import { Child, spawnPackage } from './index';
 import { captureLog } from './log';
@@ -22,8 +27,12 @@ export function testMetrics(mode = 'pull'): RelayMetrics {
 }
 
 /** Value of a counter/gauge sample with the given labels (0 when absent). */
-export async function metricValue(m: Counter<string> | Gauge<string>, labels: Record<string, string> = {}): Promise<number> {
-  const v = (await m.get()).values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+export async function metricValue(
+  m: Counter<string> | Gauge<string> | { get(): Promise<{ values: { labels: Record<string, string | number | undefined>; value: number }[] }> },
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const got = (await m.get()) as { values: { labels: Record<string, string | number | undefined>; value: number }[] };
+  const v = got.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
   return v?.value ?? 0;
 }
 
@@ -344,5 +353,64 @@ export async function startRelay(env: Record<string, string> = {}, args: string[
     ingestPort: l.ingestPort as number | undefined,
     metricsText,
     metric: async (name, labels) => parseMetric(await metricsText(), name, labels) ?? 0,
+  };
+}
+
+/** Free loopback ports (closed again at once), distinct from each other; for camera lists, which have no port 0. */
+export async function freePorts(n: number): Promise<number[]> {
+  const out: number[] = [];
+  while (out.length < n) {
+    const p = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const port = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(port));
+      });
+    });
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
+}
+
+export interface MultiRelay {
+  relay: Relay;
+  ports: RelayPorts;
+  /** http://127.0.0.1:<HTTP_PORT> */
+  base: string;
+  file: string;
+  logs: Record<string, unknown>[];
+  /** rewrites CAMERAS_FILE (then call relay.reload()) */
+  write(yaml: string): void;
+  /** a /metrics sample from the relay's registry (0 when absent) */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  metricsText(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * An in-process relay in list mode: `yaml` is written to a fresh CAMERAS_FILE, the relay runs on
+ * loopback with FAST_ENV (HTTP and metrics on OS-picked ports) plus `env`.
+ */
+export async function startMultiRelay(yaml: string, env: Record<string, string> = {}): Promise<MultiRelay> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'camrelay-multi-'));
+  const file = path.join(dir, 'cameras.yml');
+  fs.writeFileSync(file, yaml);
+  const r = loadConfig([], { ...FAST_ENV, SNAPSHOT_DIR: path.join(dir, 'snapshots'), ...env, CAMERAS_FILE: file });
+  if (r.help) throw new Error('help');
+  const { log, lines: logs } = captureLog('info');
+  const relay = new Relay({ config: r.config, log, metricsWithDefaults: false });
+  const ports = await relay.start();
+  const metricsText = () => relay.metrics.registry.metrics();
+  return {
+    relay, ports, file, logs,
+    base: `http://127.0.0.1:${ports.httpPort}`,
+    write: (y) => fs.writeFileSync(file, y),
+    metricsText,
+    metric: async (name, labels) => parseMetric(await metricsText(), name, labels) ?? 0,
+    stop: async () => {
+      await relay.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
