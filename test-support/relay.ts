@@ -22,8 +22,12 @@ export function testMetrics(mode = 'pull'): RelayMetrics {
 }
 
 /** Value of a counter/gauge sample with the given labels (0 when absent). */
-export async function metricValue(m: Counter<string> | Gauge<string>, labels: Record<string, string> = {}): Promise<number> {
-  const v = (await m.get()).values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+export async function metricValue(
+  m: Counter<string> | Gauge<string> | { get(): Promise<{ values: { labels: Record<string, string | number | undefined>; value: number }[] }> },
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const got = (await m.get()) as { values: { labels: Record<string, string | number | undefined>; value: number }[] };
+  const v = got.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
   return v?.value ?? 0;
 }
 

@@ -23,7 +23,7 @@ import { createTask } from 'node-cron';
 import { Clock, Logger, RateLimitedLog, Service, systemClock } from '@camrelay/common';
 import type { ArchiveConfig } from './config';
 import type { FrameStore } from './frame-store';
-import type { RelayMetrics } from './metrics';
+import type { CameraMetrics } from './metrics';
 
 /** The file operations the archive uses (node:fs/promises; tests hand in one that hangs). */
 export interface ArchiveFs {
@@ -79,7 +79,7 @@ export const cronSchedule: ScheduleFactory = (cron, tick, log, limited) => {
 export interface ArchiveOptions {
   config: ArchiveConfig;
   store: FrameStore;
-  metrics: RelayMetrics;
+  metrics: CameraMetrics;
   log: Logger;
   /** wall-clock time for names and ages (default: clock.now) */
   now?: () => number;

@@ -8,7 +8,8 @@
  */
 import { validate as validateCron } from 'node-cron';
 import {
-  CidrList, cidrs, defineSettings, Env, int, LogLevel, logLevel, ms, number, oneOf, Parsed, port, secret, SettingValues, string,
+  CAMERA_NAME_RE, CameraEntry, CidrList, cidrs, defineSettings, Env, int, KeyPathError, loadCameraList, LogLevel, logLevel, ms, number, oneOf, Parsed,
+  port, secret, SettingValues, string,
 } from '@camrelay/common';
 
 export type CameraMode = 'pull' | 'push';
@@ -69,7 +70,27 @@ export interface ArchiveConfig {
   writeTimeoutMs: number;
 }
 
+/** One camera's resolved settings: the global (env/flag) values, overridden by its CAMERAS_FILE entry. */
+export interface CameraConfig {
+  /** URL path segment, metric label `camera`, archive sub-directory (list mode) */
+  name: string;
+  /** true: viewers need no credentials for this camera */
+  public: boolean;
+  source: SourceConfig;
+  ingest: IngestConfig;
+  /** this camera's raw TCP outlet */
+  rawPort: number;
+  /** MAX_FRAME_AGE_MS for this camera's outlets */
+  maxFrameAgeMs: number;
+  archive: ArchiveConfig;
+}
+
 export interface RelayConfig {
+  /** CAMERAS_FILE; undefined = single-camera mode (one camera from env/flags) */
+  camerasFile: string | undefined;
+  /** every camera, in file order; the first one also serves /snapshot.jpg and /stream.mjpg */
+  cameras: CameraConfig[];
+  /** the first camera's (single-camera mode: the only camera's) settings, as before the camera list */
   source: SourceConfig;
   ingest: IngestConfig;
   clients: ClientConfig;
@@ -77,6 +98,8 @@ export interface RelayConfig {
   archive: ArchiveConfig;
   shutdownGraceMs: number;
   logLevel: LogLevel;
+  /** the global values (env/flags) the cameras were resolved against; a reload resolves against them again */
+  settings: RelaySettings;
 }
 
 const MS_MAX = 86_400_000;
@@ -95,7 +118,13 @@ export const RELAY_SETTINGS = defineSettings({
     'clients (raw TCP like the camera, HTTP snapshot/MJPEG/viewer, Prometheus metrics). Port 0 = pick a free port ' +
     '(the "relay started" log line reports the real one).',
   settings: {
-    cameraMode: { env: 'CAMERA_MODE', kind: oneOf(['pull', 'push'] as const), default: 'pull', yaml: 'mode', perCamera: true, group: 'Source: where frames come from', doc: 'pull: the relay connects to the camera; push: the camera connects to INGEST_PORT and sends one JPEG per connection' },
+    camerasFile: { env: 'CAMERAS_FILE', kind: string(), group: 'Cameras', doc: 'YAML camera list (docs/cameras.md): one source, raw port, archive and metrics label per camera, re-read on SIGHUP; unset = one camera from the variables below' },
+    cameraName: {
+      env: 'CAMERA_NAME', default: 'default',
+      kind: string({ allowed: 'a camera name: lower-case letters, digits and "-", starting with a letter or digit, at most 32 characters', test: (s) => CAMERA_NAME_RE.test(s) }),
+      doc: 'name of the single camera when CAMERAS_FILE is unset (metric label `camera`, /cam/<name>/)',
+    },
+    cameraMode: { env: 'CAMERA_MODE', kind: oneOf(['pull', 'push'] as const), default: 'pull', yaml: 'mode', perCamera: true, group: 'Source: where frames come from (with CAMERAS_FILE: the defaults of every camera)', doc: 'pull: the relay connects to the camera; push: the camera connects to INGEST_PORT and sends one JPEG per connection' },
     cameraHost: { env: 'CAMERA_HOST', kind: string(), default: 'localhost', flag: 'esp32-host', metavar: 'HOST', yaml: 'host', perCamera: true, doc: 'camera (or tunnel end) host, pull mode' },
     cameraPort: { env: 'CAMERA_PORT', kind: port(1), default: 1234, flag: 'esp32-port', metavar: 'PORT', yaml: 'port', perCamera: true, doc: 'camera (or tunnel end) port, pull mode' },
     connectTimeoutMs: { env: 'CAMERA_CONNECT_TIMEOUT_MS', kind: duration(), default: 3000, unit: 'ms', yaml: 'connect_timeout_ms', perCamera: true, doc: 'give up connecting to the camera after this long' },
@@ -150,12 +179,8 @@ export const RELAY_SETTINGS = defineSettings({
 
 export type RelaySettings = SettingValues<typeof RELAY_SETTINGS.settings>;
 
-function build(p: Parsed<typeof RELAY_SETTINGS.settings>): RelayConfig {
-  const v = p.values;
-  if (v.retryMaxMs < v.retryBaseMs) throw p.error('retryMaxMs', `an integer >= ${p.name('retryBaseMs')} (${v.retryBaseMs})`);
-  if (v.maxFps > 0 && v.idleFps > v.maxFps) throw p.error('idleFps', `a number from 0 to ${p.name('maxFps')} (${v.maxFps})`);
-
-  const source: SourceConfig = {
+function sourceOf(v: RelaySettings): SourceConfig {
+  return {
     mode: v.cameraMode,
     host: v.cameraHost,
     port: v.cameraPort,
@@ -169,13 +194,88 @@ function build(p: Parsed<typeof RELAY_SETTINGS.settings>): RelayConfig {
     idleFps: v.idleFps,
     staleAfterIdleMs: v.staleAfterIdleMs,
   };
-  const ingest: IngestConfig = {
-    host: v.ingestHost,
-    port: v.ingestPort,
-    allow: v.ingestAllow,
-    maxConnections: v.ingestMaxConnections,
-    upWindowMs: v.pushUpWindowMs,
+}
+
+function ingestOf(v: RelaySettings): IngestConfig {
+  return { host: v.ingestHost, port: v.ingestPort, allow: v.ingestAllow, maxConnections: v.ingestMaxConnections, upWindowMs: v.pushUpWindowMs };
+}
+
+function archiveOf(v: RelaySettings, dir: string): ArchiveConfig {
+  return {
+    cron: v.snapshotCron,
+    dir,
+    keep: v.snapshotKeep,
+    maxAgeHours: v.snapshotMaxAgeHours,
+    maxFrameAgeMs: v.snapshotMaxFrameAgeMs,
+    writeTimeoutMs: v.snapshotWriteTimeoutMs,
   };
+}
+
+/** yaml key of a setting, for key paths in per-camera errors */
+function yamlKey(k: keyof typeof RELAY_SETTINGS.settings): string {
+  return (RELAY_SETTINGS.settings[k] as { yaml?: string }).yaml ?? String(k);
+}
+
+/** One camera of the list: the global values overridden by its entry, with the cross-field checks at its key path. */
+function cameraOf(e: CameraEntry, global: RelaySettings): CameraConfig {
+  const path = `cameras.${e.name}`;
+  const over = RELAY_SETTINGS.validateOverrides(ownPortsOut(e.settings), path) as Partial<RelaySettings>;
+  const v: RelaySettings = { ...global, ...over };
+  const name = (k: keyof typeof RELAY_SETTINGS.settings) => (k in over ? yamlKey(k) : RELAY_SETTINGS.settings[k].env);
+  if (v.retryMaxMs < v.retryBaseMs) {
+    throw new KeyPathError(`${path}.${yamlKey('retryMaxMs')}`, v.retryMaxMs, `an integer >= ${name('retryBaseMs')} (${v.retryBaseMs})`);
+  }
+  if (v.maxFps > 0 && v.idleFps > v.maxFps) {
+    throw new KeyPathError(`${path}.${yamlKey('idleFps')}`, v.idleFps, `a number from 0 to ${name('maxFps')} (${v.maxFps})`);
+  }
+  const source = sourceOf(v);
+  source.mode = e.mode;
+  // where the relay reaches the camera: host/port when given; else the tunnel end (CAMERA_HOST,
+  // tunnel_port) for a camera behind the tunnel, else CAMERA_HOST/CAMERA_PORT
+  if (over.cameraPort === undefined && e.tunnelPort !== undefined) source.port = e.tunnelPort;
+  const ingest = ingestOf(v);
+  if (e.ingestPort !== undefined) ingest.port = e.ingestPort;
+  return {
+    name: e.name,
+    public: e.public,
+    source,
+    ingest,
+    rawPort: e.rawPort,
+    maxFrameAgeMs: v.maxFrameAgeMs,
+    archive: archiveOf(v, joinDir(global.snapshotDir, e.name)),
+  };
+}
+
+/** raw_port and ingest_port are checked by the list itself (1-65535, unique), not as the 0-allowing env settings */
+function ownPortsOut(settings: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const { raw_port: _raw, ingest_port: _ingest, ...rest } = settings;
+  return rest;
+}
+
+function joinDir(dir: string, name: string): string {
+  return `${dir.replace(/\/+$/, '')}/${name}`;
+}
+
+/**
+ * Reads CAMERAS_FILE into cameras (file order), each resolved against the global values. Throws a
+ * ConfigError naming the key path. Used at start-up and on every SIGHUP reload.
+ */
+export function loadCameras(file: string, global: RelaySettings): CameraConfig[] {
+  const entries = loadCameraList(file, {
+    validate: (settings, path) => void RELAY_SETTINGS.validateOverrides(ownPortsOut(settings), path),
+    reservedPorts: { HTTP_PORT: global.httpPort, METRICS_PORT: global.metricsPort },
+  });
+  return entries.map((e) => deepFreeze(cameraOf(e, global)));
+}
+
+function build(p: Parsed<typeof RELAY_SETTINGS.settings>): RelayConfig {
+  const v = p.values;
+  if (v.retryMaxMs < v.retryBaseMs) throw p.error('retryMaxMs', `an integer >= ${p.name('retryBaseMs')} (${v.retryBaseMs})`);
+  if (v.maxFps > 0 && v.idleFps > v.maxFps) throw p.error('idleFps', `a number from 0 to ${p.name('maxFps')} (${v.maxFps})`);
+  if (v.camerasFile !== undefined && v.camerasFile.trim() === '') throw p.error('camerasFile', 'a path to a YAML camera list, or unset');
+
+  const source = sourceOf(v);
+  const ingest = ingestOf(v);
   const clients: ClientConfig = {
     bindHost: v.bindHost,
     rawPort: v.rawPort,
@@ -193,22 +293,16 @@ function build(p: Parsed<typeof RELAY_SETTINGS.settings>): RelayConfig {
     viewerPassword: v.viewerPassword,
   };
   const metrics = { host: v.metricsHost, port: v.metricsPort };
-  const archive: ArchiveConfig = {
-    cron: v.snapshotCron,
-    dir: v.snapshotDir,
-    keep: v.snapshotKeep,
-    maxAgeHours: v.snapshotMaxAgeHours,
-    maxFrameAgeMs: v.snapshotMaxFrameAgeMs,
-    writeTimeoutMs: v.snapshotWriteTimeoutMs,
-  };
+  const archive = archiveOf(v, v.snapshotDir);
 
   // Two outlets on one fixed port would fail later with a less helpful EADDRINUSE.
+  const list = v.camerasFile !== undefined;
   const fixed: [keyof typeof RELAY_SETTINGS.settings, number][] = [
-    ['rawPort', clients.rawPort],
     ['httpPort', clients.httpPort],
     ['metricsPort', metrics.port],
   ];
-  if (source.mode === 'push') fixed.push(['ingestPort', ingest.port]);
+  if (!list) fixed.unshift(['rawPort', clients.rawPort]);
+  if (!list && source.mode === 'push') fixed.push(['ingestPort', ingest.port]);
   for (let i = 0; i < fixed.length; i++) {
     for (let j = 0; j < i; j++) {
       if (fixed[i][1] !== 0 && fixed[i][1] === fixed[j][1]) {
@@ -217,7 +311,18 @@ function build(p: Parsed<typeof RELAY_SETTINGS.settings>): RelayConfig {
     }
   }
 
-  return { source, ingest, clients, metrics, archive, shutdownGraceMs: v.shutdownGraceMs, logLevel: v.logLevel };
+  const cameras: CameraConfig[] = list
+    ? loadCameras(v.camerasFile as string, v)
+    : [{ name: v.cameraName, public: false, source, ingest, rawPort: clients.rawPort, maxFrameAgeMs: clients.maxFrameAgeMs, archive }];
+  if (list) {
+    // the relay-wide fields describe the first camera (readiness defaults, the start-up log line)
+    const first = cameras[0];
+    return {
+      camerasFile: v.camerasFile, cameras, source: first.source, ingest: first.ingest, clients: { ...clients, rawPort: first.rawPort, maxFrameAgeMs: first.maxFrameAgeMs },
+      metrics, archive: { ...archive }, shutdownGraceMs: v.shutdownGraceMs, logLevel: v.logLevel, settings: v,
+    };
+  }
+  return { camerasFile: undefined, cameras, source, ingest, clients, metrics, archive, shutdownGraceMs: v.shutdownGraceMs, logLevel: v.logLevel, settings: v };
 }
 
 function deepFreeze<T>(o: T): T {

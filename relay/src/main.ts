@@ -60,6 +60,7 @@ async function main(): Promise<void> {
         viewerPassword: c.clients.viewerPassword !== undefined,
       },
       archive: c.archive.cron ?? 'off',
+      camerasFile: c.camerasFile ?? null,
     },
     'relay started',
   );

@@ -1,12 +1,20 @@
 /**
  * HTTP outlet (HTTP_PORT), node:http:
- *   GET /              viewer page (+ /viewer.js, /viewer.css, /favicon.svg)
- *   GET /snapshot.jpg  one JPEG (see snapshot.ts)
- *   GET /stream.mjpg   MJPEG stream (see mjpeg.ts)
- *   GET /status.json   camera state, fps, frame age/seq/size, clients by protocol, uptime
+ *   GET /              page (+ /viewer.js, /viewer.css, /favicon.svg)
+ *   GET /snapshot.jpg  one JPEG of the FIRST camera (see snapshot.ts; seed-era links)
+ *   GET /stream.mjpg   MJPEG stream of the first camera (see mjpeg.ts)
+ *   GET /status.json   { version, uptimeS, cameras: [...] } (the cameras the visitor may see) and,
+ *                      at the top level, the first visible camera's fields as before the camera list
+ *   GET /cam/<name>/   one camera's viewer page; /cam/<name>/{snapshot.jpg,stream.mjpg,status.json}
+ *                      (and the page's static files); /cam/<name> -> 301 /cam/<name>/
  *   GET /healthz       200 while the process serves requests
- *   GET /readyz        200 when a fresh frame exists, else 503 with the reason
+ *   GET /readyz        200 when every camera has a fresh frame, else 503; the body lists each camera
  * HEAD works on all of them; other methods get 405, other paths 404.
+ *
+ * Camera access (with credentials configured): a `public` camera needs none; the others do. Without
+ * valid credentials an unknown camera and a private one get the same 401, so names cannot be probed;
+ * with valid credentials an unknown camera is 404. `/` and `/status.json` are open when any camera
+ * is public (status then lists only the public ones); without public cameras they need credentials.
  *
  * Access: every connection takes a slot from the shared limiter when it is accepted. A connection
  * refused by ALLOW_CIDRS gets 403, one over MAX_CLIENTS / MAX_CLIENTS_PER_IP gets 503 with
@@ -25,12 +33,14 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { listen, normaliseAddress, type Logger, type Service } from '@camrelay/common';
 import type { RejectReason } from '../metrics';
+import { CAMERA_NAME_RE } from '@camrelay/common';
 import { ViewerAuth } from './auth';
+import { HttpCamera } from './http-camera';
 import type { Lease } from './limits';
 import { MJPEG_CONTENT_TYPE, MjpegStreamer } from './mjpeg';
 import type { OutletDeps } from './deps';
-import { SnapshotHandler, newBootId } from './snapshot';
-import { FpsMeter, SourceStatus, buildStatus, readiness } from './status';
+import { newBootId } from './snapshot';
+import { SourceStatus, buildStatus } from './status';
 import { FAVICON_SVG, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './viewer-page';
 
 export interface HttpOutletOptions {
@@ -59,13 +69,23 @@ export interface HttpOutletOptions {
 }
 
 export interface HttpOutletDeps extends OutletDeps {
-  /** camera state from the source, for /status.json and /readyz */
+  /** camera state from the source, for /status.json and /readyz (single camera: when `cameras` is not given) */
   status: () => SourceStatus;
   /**
    * The relay's own readiness rule for /readyz (e.g. the one the metrics server uses, which allows
-   * for IDLE_FPS). Default: a frame at most MAX_FRAME_AGE_MS old exists.
+   * for IDLE_FPS). Default: every camera's rule (a frame at most MAX_FRAME_AGE_MS old exists).
    */
   readiness?: () => { ready: boolean; detail?: Record<string, unknown> };
+  /**
+   * The cameras to serve, in list order (the first one also serves /snapshot.jpg and /stream.mjpg),
+   * read on every request so a reload takes effect at once; their owner attaches and closes them.
+   * Not given: one camera named `name` from store/metrics/status/readiness, owned by the outlet.
+   */
+  cameras?: () => readonly HttpCamera[];
+  /** single-camera default's name (default `default`) */
+  name?: string;
+  /** /status.json `version` */
+  version?: string;
 }
 
 /** Largest request head accepted (bytes); more gets 431. */
@@ -82,6 +102,17 @@ interface Conn {
 }
 
 type Route = 'page' | 'js' | 'css' | 'icon' | 'snapshot' | 'stream' | 'status' | 'healthz' | 'readyz';
+/** what /cam/<name>/<sub> serves */
+const CAM_ROUTES: Record<string, Route> = {
+  '': 'page',
+  'index.html': 'page',
+  'viewer.js': 'js',
+  'viewer.css': 'css',
+  'favicon.svg': 'icon',
+  'snapshot.jpg': 'snapshot',
+  'stream.mjpg': 'stream',
+  'status.json': 'status',
+};
 const ROUTES: Record<string, Route> = {
   '/': 'page',
   '/index.html': 'page',
@@ -94,7 +125,6 @@ const ROUTES: Record<string, Route> = {
   '/healthz': 'healthz',
   '/readyz': 'readyz',
 };
-const PROTECTED: ReadonlySet<Route> = new Set<Route>(['page', 'snapshot', 'stream', 'status']);
 const COMMON_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' };
 
 function isLoopback(address: string | undefined): boolean {
@@ -111,10 +141,8 @@ export class HttpOutlet implements Service {
   private abort = new AbortController();
   private stopping: Promise<void> | undefined;
   private readonly auth: ViewerAuth;
-  private readonly streamer: MjpegStreamer;
-  private readonly snapshot: SnapshotHandler;
-  private readonly fps = new FpsMeter();
-  private readonly onFrame = () => this.fps.mark();
+  /** the single camera the outlet owns when no `cameras` list is given */
+  private own: HttpCamera | undefined;
   private startedAt = Date.now();
   private readonly log: Logger;
 
@@ -124,8 +152,20 @@ export class HttpOutlet implements Service {
   ) {
     this.log = deps.log;
     this.auth = new ViewerAuth(opts);
-    this.streamer = new MjpegStreamer({ writeTimeoutMs: opts.writeTimeoutMs, maxFrameAgeMs: opts.maxFrameAgeMs }, deps);
-    this.snapshot = new SnapshotHandler(opts, deps, newBootId());
+    if (!deps.cameras) this.own = this.newOwn();
+  }
+
+  private newOwn(): HttpCamera {
+    const { opts, deps } = this;
+    return new HttpCamera(
+      { name: deps.name ?? 'default', public: false, maxFrameAgeMs: opts.maxFrameAgeMs, waitTimeoutMs: opts.waitTimeoutMs, writeTimeoutMs: opts.writeTimeoutMs },
+      { store: deps.store, metrics: deps.metrics, limiter: deps.limiter, status: deps.status },
+      newBootId(),
+    );
+  }
+
+  private cameras(): readonly HttpCamera[] {
+    return this.deps.cameras ? this.deps.cameras() : [this.own as HttpCamera];
   }
 
   /** The real listening port after start() (useful with port 0), or -1. */
@@ -139,9 +179,9 @@ export class HttpOutlet implements Service {
     return this.auth.enabled;
   }
 
-  /** MJPEG viewers: count and each one's queued bytes (tests, diagnostics). */
+  /** MJPEG viewers of the first camera: count and each one's queued bytes (tests, diagnostics). */
   get mjpeg(): Pick<MjpegStreamer, 'size' | 'backlogs'> {
-    return this.streamer;
+    return this.cameras()[0].streamer;
   }
 
   async start(): Promise<void> {
@@ -174,7 +214,8 @@ export class HttpOutlet implements Service {
       this.server = undefined;
       throw err;
     }
-    this.deps.store.on('frame', this.onFrame);
+    if (this.own?.closed) this.own = this.newOwn();
+    this.own?.attach();
   }
 
   private onConnection(socket: Socket): void {
@@ -238,7 +279,19 @@ export class HttpOutlet implements Service {
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
     const path = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
-    const route = ROUTES[path];
+    // /cam/<name>/<sub>: one camera; the seed paths serve the first camera
+    let camName: string | undefined;
+    let route: Route | undefined = ROUTES[path];
+    let redirect = false;
+    if (path.startsWith('/cam/')) {
+      const rest = path.slice(5);
+      const slash = rest.indexOf('/');
+      camName = slash < 0 ? rest : rest.slice(0, slash);
+      if (slash < 0) {
+        redirect = true;
+        route = 'page';
+      } else route = CAM_ROUTES[rest.slice(slash + 1)];
+    }
     const { limiter } = this.deps;
 
     if (!conn || conn.refused) {
@@ -260,12 +313,35 @@ export class HttpOutlet implements Service {
     if (!route) return this.plain(res, 404, 'not found\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.plain(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
 
-    if (PROTECTED.has(route) && this.auth.enabled) {
+    const cameras = this.cameras();
+    let authed = !this.auth.enabled;
+    if (!authed) {
       const token = q >= 0 ? new URLSearchParams(rawUrl.slice(q + 1)).get('token') : null;
-      if (!this.auth.check(req.headers.authorization, token)) {
-        limiter.reject('unauthorized', req.socket.remoteAddress, 'http');
-        return this.plain(res, 401, 'unauthorized\n', { 'WWW-Authenticate': this.auth.challenges() });
+      authed = this.auth.check(req.headers.authorization, token);
+    }
+    const unauthorized = () => {
+      limiter.reject('unauthorized', req.socket.remoteAddress, 'http');
+      this.plain(res, 401, 'unauthorized\n', { 'WWW-Authenticate': this.auth.challenges() });
+    };
+
+    let cam: HttpCamera | undefined;
+    if (camName !== undefined) {
+      cam = CAMERA_NAME_RE.test(camName) ? cameras.find((c) => c.name === camName) : undefined;
+      // static files of the page carry nothing of the camera: served like the top-level ones
+      const open = route === 'js' || route === 'css' || route === 'icon';
+      if (!open && !authed && !cam?.public) return unauthorized(); // unknown and private: the same answer
+      if (!cam) return this.plain(res, 404, 'not found\n');
+      if (redirect) {
+        res.writeHead(301, { ...COMMON_HEADERS, Location: `/cam/${cam.name}/${q >= 0 ? rawUrl.slice(q) : ''}`, 'Content-Length': 0 });
+        res.end();
+        return;
       }
+    } else if (route === 'snapshot' || route === 'stream') {
+      cam = cameras[0];
+      if (!authed && !cam?.public) return unauthorized();
+      if (!cam) return this.plain(res, 503, 'no camera configured\n', { 'Retry-After': '5' });
+    } else if ((route === 'page' || route === 'status') && !authed && !cameras.some((c) => c.public)) {
+      return unauthorized();
     }
 
     switch (route) {
@@ -276,19 +352,19 @@ export class HttpOutlet implements Service {
           const r = this.deps.readiness();
           return this.json(res, r.ready ? 200 : 503, { ready: r.ready, ...r.detail });
         }
-        const r = readiness(this.deps.store, this.opts.maxFrameAgeMs);
-        return this.json(res, r.ready ? 200 : 503, { ...r, cameraUp: this.deps.status().cameraUp });
+        const r = cameraReadiness(cameras);
+        return this.json(res, r.ready ? 200 : 503, { ready: r.ready, ...r.detail });
       }
-      case 'status':
-        return this.json(res, 200, buildStatus({
-          store: this.deps.store,
-          status: this.deps.status,
-          clients: () => limiter.clientCounts(),
-          connections: () => limiter.connections,
-          fps: () => this.fps.fps(),
-          startedAt: this.startedAt,
-          maxFrameAgeMs: this.opts.maxFrameAgeMs,
-        }));
+      case 'status': {
+        if (cam) return this.json(res, 200, this.cameraStatus(cam));
+        const visible = cameras.filter((c) => authed || c.public).map((c) => this.cameraStatus(c));
+        return this.json(res, 200, {
+          ...(visible[0] ?? {}),
+          version: this.deps.version ?? 'unknown',
+          uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+          cameras: visible,
+        });
+      }
       case 'page':
         return this.send(res, 200, 'text/html; charset=utf-8', VIEWER_HTML, { 'Content-Security-Policy': VIEWER_CSP, 'X-Frame-Options': 'DENY' });
       case 'js':
@@ -297,22 +373,42 @@ export class HttpOutlet implements Service {
         return this.send(res, 200, 'text/css; charset=utf-8', VIEWER_CSS);
       case 'icon':
         return this.send(res, 200, 'image/svg+xml', FAVICON_SVG);
-      case 'snapshot':
-        void this.snapshot.handle(req, res, this.abort.signal).catch((err) => {
-          this.log.error({ err }, 'snapshot failed');
+      case 'snapshot': {
+        const c = cam as HttpCamera;
+        void c.handleSnapshot(req, res, this.abort.signal).catch((err) => {
+          this.log.error({ err, camera: c.name }, 'snapshot failed');
           res.destroy();
         });
         return;
-      case 'stream':
-        if (this.stopping) return this.plain(res, 503, 'shutting down\n', { 'Retry-After': '5' });
+      }
+      case 'stream': {
+        const c = cam as HttpCamera;
+        if (this.stopping || c.closed) return this.plain(res, 503, 'shutting down\n', { 'Retry-After': '5' });
         if (req.method === 'HEAD') {
           res.writeHead(200, { ...COMMON_HEADERS, 'Content-Type': MJPEG_CONTENT_TYPE, 'Cache-Control': 'no-store' });
           res.end();
           return;
         }
-        this.streamer.add(res);
+        c.streamer.add(res);
         return;
+      }
     }
+  }
+
+  /** One camera's /status.json element: today's fields plus name, public, up, frameAgeMs, viewers. */
+  private cameraStatus(c: HttpCamera): Record<string, unknown> {
+    const { limiter } = this.deps;
+    const s = buildStatus({
+      store: c.deps.store,
+      status: c.deps.status,
+      clients: () => limiter.clientCounts(),
+      connections: () => limiter.connections,
+      fps: () => c.fpsNow(),
+      startedAt: this.startedAt,
+      maxFrameAgeMs: c.opts.maxFrameAgeMs,
+    });
+    const frame = s.frame as { ageMs: number } | null;
+    return { name: c.name, public: c.public, ...s, up: s.cameraUp, frameAgeMs: frame ? frame.ageMs : null, viewers: c.streamer.size };
   }
 
   private send(res: ServerResponse, status: number, type: string, body: string, extra: http.OutgoingHttpHeaders = {}): void {
@@ -338,12 +434,12 @@ export class HttpOutlet implements Service {
   private async doStop(): Promise<void> {
     const server = this.server;
     if (!server) return;
-    this.deps.store.off('frame', this.onFrame);
     const grace = this.opts.shutdownGraceMs ?? 2000;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     this.abort.abort();
     server.closeIdleConnections();
-    await this.streamer.endAll(grace);
+    // the owned camera is closed for good; listed cameras only lose their viewers (their owner closes them)
+    await Promise.all([this.own?.close(grace), ...(this.deps.cameras ? this.deps.cameras().map((c) => c.streamer.endAll(grace)) : [])]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, grace)))]);
     clearTimeout(timer);
@@ -352,4 +448,13 @@ export class HttpOutlet implements Service {
     await closed;
     this.server = undefined;
   }
+}
+
+/** Every camera ready = ready; the detail lists each camera (first camera's fields also at the top level). */
+export function cameraReadiness(cameras: readonly HttpCamera[]): { ready: boolean; detail: Record<string, unknown> } {
+  const each = cameras.map((c) => ({ name: c.name, ...c.readiness() }));
+  return {
+    ready: each.length > 0 && each.every((e) => e.ready),
+    detail: { ...(each[0]?.detail ?? {}), cameras: each.map((e) => ({ name: e.name, ready: e.ready, ...e.detail })) },
+  };
 }

@@ -3,7 +3,8 @@ export { ClientLimiter, type LimiterOptions, type LimiterDeps, type Lease, type 
 export { ViewerAuth, safeEqual, type AuthOptions } from './auth';
 export type { OutletDeps } from './deps';
 export { RawOutlet, type RawOutletOptions } from './raw';
-export { HttpOutlet, type HttpOutletOptions, type HttpOutletDeps } from './http';
+export { HttpOutlet, cameraReadiness, type HttpOutletOptions, type HttpOutletDeps } from './http';
+export { HttpCamera, type HttpCameraOptions, type HttpCameraDeps } from './http-camera';
 export { MjpegStreamer, partHeader, BOUNDARY, MJPEG_CONTENT_TYPE } from './mjpeg';
 export { etagFor, etagMatches } from './snapshot';
 export { FpsMeter, type SourceStatus } from './status';

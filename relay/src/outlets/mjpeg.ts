@@ -29,7 +29,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Frame, FrameStore } from '../frame-store';
-import type { BucketCounts, RelayMetrics } from '../metrics';
+import type { BucketCounts, CameraMetrics } from '../metrics';
 import type { ClientLimiter } from './limits';
 
 export const BOUNDARY = 'camrelay';
@@ -67,7 +67,7 @@ export const DEFAULT_SLICE = 64;
 
 export interface MjpegDeps {
   store: FrameStore;
-  metrics: RelayMetrics;
+  metrics: CameraMetrics;
   limiter: ClientLimiter;
 }
 

@@ -13,7 +13,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { listen, type Logger, type Service } from '@camrelay/common';
 import type { Frame } from '../frame-store';
-import type { BucketCounts, RelayMetrics } from '../metrics';
+import type { BucketCounts, CameraMetrics } from '../metrics';
 import type { OutletDeps } from './deps';
 
 export interface RawOutletOptions {
@@ -65,7 +65,7 @@ export class RawOutlet implements Service {
   /** open connections and their state */
   private readonly conns = new Map<net.Socket, Conn>();
   private sweeper: NodeJS.Timeout | undefined;
-  private readonly pending: RelayMetrics['pending'];
+  private readonly pending: CameraMetrics['pending'];
   private abort = RawOutlet.newAbort();
   private stopping: Promise<void> | undefined;
   private readonly log: Logger;

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Frame, FrameStore } from '../frame-store';
-import type { RelayMetrics } from '../metrics';
+import type { CameraMetrics } from '../metrics';
 import type { ClientLimiter } from './limits';
 
 /** A short random id for this process, part of every ETag. */
@@ -43,7 +43,7 @@ export interface SnapshotOptions {
 
 export interface SnapshotDeps {
   store: FrameStore;
-  metrics: RelayMetrics;
+  metrics: CameraMetrics;
   limiter: ClientLimiter;
 }
 

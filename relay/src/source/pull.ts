@@ -11,7 +11,7 @@
 import { Backoff, Clock, Logger, sleep, systemClock } from '@camrelay/common';
 import type { SourceConfig } from '../config';
 import type { FrameStore } from '../frame-store';
-import type { RelayMetrics } from '../metrics';
+import type { CameraMetrics } from '../metrics';
 import { defaultSocketFactory, describeSocketError, FetchOutcome, readFrame, SocketFactory } from './fetch';
 import { Source, SourceState, SourceStatus } from './source';
 
@@ -23,7 +23,7 @@ export type PullSourceConfig = Pick<
 export interface PullSourceOptions {
   config: PullSourceConfig;
   store: FrameStore;
-  metrics: RelayMetrics;
+  metrics: CameraMetrics;
   log: Logger;
   clock?: Clock;
   connect?: SocketFactory;

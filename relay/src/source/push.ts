@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { CidrList, Clock, listen, Logger, RateLimitedLog, systemClock, TimerHandle } from '@camrelay/common';
 import type { IngestConfig, SourceConfig } from '../config';
 import type { FrameStore } from '../frame-store';
-import type { RelayMetrics } from '../metrics';
+import type { CameraMetrics } from '../metrics';
 import { readFrame } from './fetch';
 import { Source, SourceState, SourceStatus } from './source';
 
@@ -17,7 +17,7 @@ export interface PushSourceOptions {
   ingest: Pick<IngestConfig, 'host' | 'port' | 'maxConnections' | 'upWindowMs'> & { allow: CidrList };
   limits: Pick<SourceConfig, 'idleTimeoutMs' | 'deadlineMs' | 'frameMaxBytes'>;
   store: FrameStore;
-  metrics: RelayMetrics;
+  metrics: CameraMetrics;
   log: Logger;
   clock?: Clock;
 }

@@ -3,7 +3,7 @@
  * the bookkeeping of camera up/down (logged once per transition, never per frame or error).
  */
 import type { Logger, Service } from '@camrelay/common';
-import type { FetchErrorReason, RelayMetrics } from '../metrics';
+import type { FetchErrorReason, CameraMetrics } from '../metrics';
 
 export interface SourceStatus {
   mode: 'pull' | 'push';
@@ -71,7 +71,7 @@ export class SourceState {
 
   constructor(
     private readonly log: Logger,
-    private readonly metrics: RelayMetrics,
+    private readonly metrics: CameraMetrics,
     private readonly now: () => number,
   ) {
     this.meter = new RateMeter(now);

@@ -2,7 +2,8 @@ import { RelayMetrics } from '../../src/metrics';
 
 const value = async (m: RelayMetrics, name: string, protocol: string): Promise<number | undefined> => {
   const text = await m.registry.metrics();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{protocol="${protocol}"}`));
+  // per-camera families carry camera="default" (the default camera's view) before the protocol
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{protocol="${protocol}"}`) || l.startsWith(`${name}{camera="default",protocol="${protocol}"}`));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 };
 
@@ -33,19 +34,19 @@ describe('RelayMetrics deliveryLatency (plain-number histogram on the public met
     const m = new RelayMetrics({ version: 't', mode: 'pull', withDefaults: false, frameAgeSeconds: () => 0, clients: () => 0 });
     const refRegistry = new Registry();
     const ref = new Histogram({
-      name: 'relay_delivery_latency_seconds', help: 'Time from frame published to fully written to a client socket', labelNames: ['protocol'],
+      name: 'relay_delivery_latency_seconds', help: 'Time from frame published to fully written to a client socket', labelNames: ['camera', 'protocol'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [refRegistry],
     });
     const values = [0, 0.0005, 0.001, 0.0010001, 0.003, 0.05, 0.7, 2.5, 3, 100];
     m.deliveryLatency.observe({ protocol: 'raw' }, 0.02); // the labelled API beside the hot-path child
-    ref.observe({ protocol: 'raw' }, 0.02);
+    ref.observe({ camera: 'default', protocol: 'raw' }, 0.02);
     const raw = m.deliveryLatency.child('raw');
     for (const v of values) {
       raw.observe(v);
-      ref.observe({ protocol: 'raw' }, v);
+      ref.observe({ camera: 'default', protocol: 'raw' }, v);
     }
     m.deliveryLatency.observe({ protocol: 'mjpeg' }, 0.004);
-    ref.observe({ protocol: 'mjpeg' }, 0.004);
+    ref.observe({ camera: 'default', protocol: 'mjpeg' }, 0.004);
     const norm = async (h: { get(): Promise<{ values: { metricName?: string; labels: object; value: number }[] }> }) =>
       (await h.get()).values
         .map((v) => ({ metricName: v.metricName, labels: { ...v.labels }, value: Math.round(v.value * 1e9) / 1e9 }))
@@ -56,7 +57,7 @@ describe('RelayMetrics deliveryLatency (plain-number histogram on the public met
     // read again: nothing added twice; later observations show on the next read
     expect(await norm(m.deliveryLatency)).toEqual(expected);
     raw.observe(0.2);
-    ref.observe({ protocol: 'raw' }, 0.2);
+    ref.observe({ camera: 'default', protocol: 'raw' }, 0.2);
     expect(await norm(m.deliveryLatency)).toEqual(await norm(ref));
     // the registry's exposition text is prom-client's own, line for line
     const lines = (text: string) => text.split('\n').filter((l) => l.startsWith('relay_delivery_latency_seconds') || l.includes(' relay_delivery_latency_seconds ')).sort();
