@@ -1,4 +1,5 @@
 /** Turns benchmark results into BENCHMARKS.md and a console summary table. */
+import type { CamerasResult } from './cameras';
 import type { FanoutResult } from './fanout';
 import type { MjpegResult } from './mjpeg';
 import type { TunnelResult } from './tunnel';
@@ -13,6 +14,7 @@ export interface Results {
   fanout?: FanoutResult;
   mjpeg?: MjpegResult;
   tunnel?: TunnelResult;
+  cameras?: CamerasResult;
   errors: Record<string, string>;
 }
 
@@ -97,7 +99,94 @@ export function targets(r: Results): TargetRow[] {
       rows.push({ item: '4', what: `dead-link detection, silent blackhole, keepalive ${b.keepalive} (tunnel-agent; autossh)`, target: 'report', measured: `${secs(b.agentDetectMs)}; ${secs(b.autosshDetectMs)}`, met: undefined });
     }
   }
+  if (r.cameras) rows.push(...camerasTargets(r.cameras));
   return rows;
+}
+
+function camerasTargets(c: CamerasResult): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const floor = c.targetFps * 0.9;
+  for (const s of c.steps) {
+    rows.push({ item: 'mc', what: `${s.cameras} camera(s) with viewers on each: lowest camera fetch rate (target ${c.targetFps}/s each)`, target: `>= ${n1(floor)}/s`, measured: `${n1(s.minFetchFps)}/s`, met: s.ok });
+  }
+  const iso = c.isolation;
+  if (iso) {
+    const base = iso.baseline[1]?.fetchFps ?? NaN;
+    const heavy = iso.heavy[1]?.fetchFps ?? NaN;
+    rows.push({
+      item: 'mc',
+      what: `cam2 fetch rate while cam1 fans out to ${iso.heavyViewers} MJPEG viewers (vs both light)`,
+      target: `>= ${n1(floor)}/s`,
+      measured: `${n1(heavy)}/s (vs ${n1(base)}/s; cam1 ${n1(iso.heavy[0]?.fetchFps ?? NaN)}/s)`,
+      met: iso.ok,
+    });
+  }
+  const t = c.thousand;
+  if (t) {
+    rows.push({
+      item: 'mc',
+      what: `MJPEG ${t.viewers} viewers over ${t.cameras} cameras at ${c.targetFps} fps: worst p99; worst frames/s per viewer`,
+      target: `< 100 ms; >= ${n1(floor)}`,
+      measured: `${n1(t.maxP99Ms)} ms; ${n1(t.minViewerFps)}`,
+      met: t.ok,
+    });
+  }
+  const m = c.idleRss;
+  if (m) rows.push({ item: 'mc', what: `relay RSS per idle camera ((RSS 32 - RSS 1) / 31, IDLE_FPS=${m.idleFps})`, target: 'report', measured: `${n0(m.perCameraKb)} KiB`, met: undefined });
+  return rows;
+}
+
+function camerasSection(c: CamerasResult): string[] {
+  const md: string[] = ['', '## Multi-camera', ''];
+  md.push(
+    `One relay with a \`CAMERAS_FILE\` (\`cameras: { cam1: { host: 127.0.0.1, port: P, raw_port: R }, ... }\`), one fake camera per entry (40 ms capture, so it ` +
+      `could do 25 fps; the relay paces it at MAX_FPS=${c.targetFps}). Viewers: the C load generator on each camera's \`/cam/<name>/stream.mjpg\`; raw clients: ` +
+      'paced Node clients (one connection every 200 ms each, reading one frame to EOF) on each camera\'s raw port. "fetch/s" = frames the fake camera sent ' +
+      'to the relay per second after a 2 s warm-up; "relay frames/s" = the delta of `relay_frames_total{camera}` over the same window (a cross-check). ' +
+      `A camera passes when its fetch rate is >= 90 % of ${c.targetFps}/s; viewers pass with p99 < 100 ms, >= 90 % of the frames each (the load generator reports ` +
+      'the average per reading viewer), every viewer with frames, no disconnects. The delivery latency includes the camera-to-relay transfer.',
+  );
+  const head = ['camera', 'MJPEG viewers', 'raw clients', 'fetch/s', 'relay frames/s', 'frames/s per viewer', 'p50 ms', 'p99 ms', 'viewers with frames', 'disconnects', 'raw frames/s', 'raw bad'];
+  const cam = (x: CamerasResult['steps'][number]['perCamera'][number]) => [
+    x.name,
+    x.mjpegViewers,
+    x.rawClients,
+    n1(x.fetchFps),
+    n1(x.relayFramesPerS),
+    n1(x.viewerFps),
+    n1(x.p50Ms),
+    n1(x.p99Ms),
+    x.viewersWithFrames,
+    x.disconnects,
+    n1(x.rawFps),
+    x.rawBad,
+  ];
+  for (const s of c.steps) {
+    md.push('', `**${s.cameras} camera(s)** (relay CPU ${n2(s.relayCpu)}, waited for a CPU ${n0(s.relayCpuWait * 100)} % of the time, RSS ${s.relayRssKb} KiB; ${s.ok ? 'pass' : '**miss**'}):`, '', table(head, s.perCamera.map(cam)));
+  }
+  if (c.isolation) {
+    const iso = c.isolation;
+    md.push(
+      '',
+      `**Isolation**: two cameras, first both with ${iso.lightViewers} viewers, then cam1 with ${iso.heavyViewers} viewers while cam2 keeps ${iso.lightViewers} ` +
+        `(pass: cam2's fetch rate >= 90 % of target and its viewers pass; ${iso.ok ? 'pass' : '**miss**'}):`,
+      '',
+      table(['run', ...head], [...iso.baseline.map((x) => ['both light', ...cam(x)]), ...iso.heavy.map((x) => ['cam1 heavy', ...cam(x)])]),
+    );
+  }
+  if (c.thousand) {
+    const t = c.thousand;
+    md.push('', `**${t.viewers} MJPEG viewers over ${t.cameras} cameras** (relay CPU ${n2(t.relayCpu)}, waited for a CPU ${n0(t.relayCpuWait * 100)} %; ${t.ok ? 'pass' : '**miss**'}):`, '', table(head, t.perCamera.map(cam)));
+  }
+  if (c.idleRss) {
+    const m = c.idleRss;
+    md.push(
+      '',
+      `**RSS per idle camera**: relay RSS ${m.rss1Kb} KiB with 1 camera, ${m.rss32Kb} KiB with 32 (status.json listed ${m.reported32}), no viewers, ` +
+        `IDLE_FPS=${m.idleFps}, all pointing at one fast fake camera; (RSS32 - RSS1) / 31 = ${n1(m.perCameraKb)} KiB per camera (median of 8 samples after 4 s).`,
+    );
+  }
+  return md;
 }
 
 export function renderReport(r: Results, findings: string): { markdown: string; summary: string } {
@@ -234,6 +323,7 @@ export function renderReport(r: Results, findings: string): { markdown: string; 
       );
     }
   }
+  if (r.cameras) md.push(...camerasSection(r.cameras));
   if (findings.trim()) md.push('', findings.trim());
   md.push('');
 

@@ -4,7 +4,7 @@
  *
  * Environment:
  *   BENCH_QUICK=1        short runs and only the 3 s outage (a smoke test of the harness, ~2 min)
- *   BENCH_ONLY=a,b       run only some suites: fanout, mjpeg, tunnel
+ *   BENCH_ONLY=a,b       run only some suites: fanout, mjpeg, tunnel, cameras (multi-camera relay)
  *   BENCH_CPU_PROF=1     run the relay and the reference server under --cpu-prof
  *                        (profiles in bench/results/profiles/, open them in Chrome DevTools or speedscope)
  *   BENCH_OUTPUT=path    where to write the report (default BENCHMARKS.md at the repo root)
@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { killAllChildren, ROOT } from '../../test-support';
+import { CamerasResult, runCameras } from './cameras';
 import { FanoutResult, runFanout } from './fanout';
 import { MjpegResult, runMjpeg } from './mjpeg';
 import { RESULTS_DIR } from './procs';
@@ -91,6 +92,18 @@ async function main(): Promise<number> {
   );
   results.tunnel = await suite<TunnelResult>('tunnel', () =>
     runTunnel({ inFlight: [1, 10, 50], reps: quick ? 1 : 3, durationS: quick ? 1.5 : 2.5, outagesS: quick ? [3] : [3, 30, 120], recoveryCapS: quick ? 30 : 75, blackhole: true, log }),
+  );
+  results.cameras = await suite<CamerasResult>('cameras', () =>
+    runCameras({
+      counts: [1, 4, 8],
+      viewersPerCamera: quick ? 20 : 50,
+      rawPerCamera: 2,
+      heavyViewers: quick ? 300 : 500,
+      thousandViewers: 1000,
+      thousandCameras: 4,
+      durationS: quick ? 3 : 5,
+      log,
+    }),
   );
   results.machine.loadAvgEnd = os.loadavg().map((x) => Number(x.toFixed(2)));
   results.durationS = Math.round((Date.now() - started) / 1000);
