@@ -68,7 +68,7 @@ export class CameraRuntime {
     this.raw = new RawOutlet({ ...clients, shutdownGraceMs: opts.shutdownGraceMs }, { ...deps, log: log.child({ module: 'raw-outlet' }) });
     this.archive = new Archive({ config: c.archive, store, metrics, log: log.child({ module: 'archive' }) });
     this.http = new HttpCamera(
-      { name: c.name, public: c.public, maxFrameAgeMs: c.maxFrameAgeMs, waitTimeoutMs: clients.waitTimeoutMs, writeTimeoutMs: clients.writeTimeoutMs },
+      { name: c.name, public: c.public, maxFrameAgeMs: c.maxFrameAgeMs, waitTimeoutMs: clients.waitTimeoutMs, writeTimeoutMs: clients.writeTimeoutMs, maxFps: c.source.maxFps },
       { ...deps, status: () => this.outletStatus(), readiness: () => this.readiness() },
       opts.bootId,
     );

@@ -21,6 +21,8 @@ export interface HttpCameraOptions {
   waitTimeoutMs: number;
   /** CLIENT_WRITE_TIMEOUT_MS */
   writeTimeoutMs: number;
+  /** MAX_FPS of the camera: the highest `?fps=N` a viewer may ask for (0 = uncapped: up to 1000) */
+  maxFps?: number;
 }
 
 export interface HttpCameraDeps {

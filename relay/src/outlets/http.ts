@@ -37,11 +37,11 @@ import { CAMERA_NAME_RE } from '@camrelay/common';
 import { ViewerAuth } from './auth';
 import { HttpCamera } from './http-camera';
 import type { Lease } from './limits';
-import { MJPEG_CONTENT_TYPE, MjpegStreamer } from './mjpeg';
+import { MJPEG_CONTENT_TYPE, MjpegStreamer, parseFpsParam } from './mjpeg';
 import type { OutletDeps } from './deps';
 import { newBootId } from './snapshot';
 import { SourceStatus, buildStatus } from './status';
-import { FAVICON_SVG, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './viewer-page';
+import { CAMERA_VIEWER_HTML, FAVICON_SVG, OVERVIEW_HTML, OVERVIEW_JS, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './viewer-page';
 
 export interface HttpOutletOptions {
   /** BIND_HOST */
@@ -101,7 +101,7 @@ interface Conn {
   active: number;
 }
 
-type Route = 'page' | 'js' | 'css' | 'icon' | 'snapshot' | 'stream' | 'status' | 'healthz' | 'readyz';
+type Route = 'page' | 'js' | 'overviewJs' | 'css' | 'icon' | 'snapshot' | 'stream' | 'status' | 'healthz' | 'readyz';
 /** what /cam/<name>/<sub> serves */
 const CAM_ROUTES: Record<string, Route> = {
   '': 'page',
@@ -117,6 +117,7 @@ const ROUTES: Record<string, Route> = {
   '/': 'page',
   '/index.html': 'page',
   '/viewer.js': 'js',
+  '/overview.js': 'overviewJs',
   '/viewer.css': 'css',
   '/favicon.svg': 'icon',
   '/snapshot.jpg': 'snapshot',
@@ -314,6 +315,7 @@ export class HttpOutlet implements Service {
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.plain(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
 
     const cameras = this.cameras();
+    const params = () => new URLSearchParams(q >= 0 ? rawUrl.slice(q + 1) : '');
     let authed = !this.auth.enabled;
     if (!authed) {
       const token = q >= 0 ? new URLSearchParams(rawUrl.slice(q + 1)).get('token') : null;
@@ -328,7 +330,7 @@ export class HttpOutlet implements Service {
     if (camName !== undefined) {
       cam = CAMERA_NAME_RE.test(camName) ? cameras.find((c) => c.name === camName) : undefined;
       // static files of the page carry nothing of the camera: served like the top-level ones
-      const open = route === 'js' || route === 'css' || route === 'icon';
+      const open = route === 'js' || route === 'overviewJs' || route === 'css' || route === 'icon';
       if (!open && !authed && !cam?.public) return unauthorized(); // unknown and private: the same answer
       if (!cam) return this.plain(res, 404, 'not found\n');
       if (redirect) {
@@ -342,6 +344,8 @@ export class HttpOutlet implements Service {
       if (!cam) return this.plain(res, 503, 'no camera configured\n', { 'Retry-After': '5' });
     } else if ((route === 'page' || route === 'status') && !authed && !cameras.some((c) => c.public)) {
       return unauthorized();
+    } else if (route === 'page' && !authed && params().get('login') !== null) {
+      return unauthorized(); // the overview's "sign in" link: make the browser ask for the credentials
     }
 
     switch (route) {
@@ -362,13 +366,20 @@ export class HttpOutlet implements Service {
           ...(visible[0] ?? {}),
           version: this.deps.version ?? 'unknown',
           uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+          authenticated: authed,
           cameras: visible,
         });
       }
-      case 'page':
-        return this.send(res, 200, 'text/html; charset=utf-8', VIEWER_HTML, { 'Content-Security-Policy': VIEWER_CSP, 'X-Frame-Options': 'DENY' });
+      case 'page': {
+        // one camera's viewer under /cam/<name>/; at / the overview once there is more than one camera
+        // (a single camera keeps today's viewer at /, so seed-era links keep working)
+        const page = cam ? CAMERA_VIEWER_HTML : cameras.length > 1 ? OVERVIEW_HTML : VIEWER_HTML;
+        return this.send(res, 200, 'text/html; charset=utf-8', page, { 'Content-Security-Policy': VIEWER_CSP, 'X-Frame-Options': 'DENY' });
+      }
       case 'js':
         return this.send(res, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
+      case 'overviewJs':
+        return this.send(res, 200, 'text/javascript; charset=utf-8', OVERVIEW_JS);
       case 'css':
         return this.send(res, 200, 'text/css; charset=utf-8', VIEWER_CSS);
       case 'icon':
@@ -384,12 +395,14 @@ export class HttpOutlet implements Service {
       case 'stream': {
         const c = cam as HttpCamera;
         if (this.stopping || c.closed) return this.plain(res, 503, 'shutting down\n', { 'Retry-After': '5' });
+        const fps = parseFpsParam(params().get('fps'), c.opts.maxFps || undefined);
+        if (fps instanceof Error) return this.plain(res, 400, `${fps.message}\n`);
         if (req.method === 'HEAD') {
           res.writeHead(200, { ...COMMON_HEADERS, 'Content-Type': MJPEG_CONTENT_TYPE, 'Cache-Control': 'no-store' });
           res.end();
           return;
         }
-        c.streamer.add(res);
+        c.streamer.add(res, { fps });
         return;
       }
     }

@@ -321,14 +321,15 @@ export const OVERVIEW_JS = `'use strict';
     t.state.textContent = '\\u2026';
     t.lock.textContent = 'private';
     t.lock.hidden = true;
-    refresh(t);
+    t.timer = setTimeout(refresh, 0, t); // after show() has set t.up
     return t;
   }
 
   // the tile's image: the camera's snapshot about once a second, one request at a time
   function refresh(t) {
     if (t.gone) return;
-    if (document.hidden) {
+    // a hidden page or a camera that is down: no request (a snapshot of a down camera only waits)
+    if (document.hidden || t.up === false) {
       t.timer = setTimeout(refresh, 1000, t);
       return;
     }
@@ -370,6 +371,7 @@ export const OVERVIEW_JS = `'use strict';
     t.fps.textContent = (Number(c.fps) || 0).toFixed(1) + ' fps';
     t.lock.hidden = c.public !== false;
     t.el.classList.toggle('down', !up);
+    t.up = up;
     return t;
   }
 

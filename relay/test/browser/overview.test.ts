@@ -269,7 +269,9 @@ describeWith('chromium', CHROMIUM !== undefined, 'overview and camera page of th
   test('signed in: every camera, the private one marked; screenshot', async () => {
     context = await browser.newContext({ viewport: { width: 1000, height: 760 }, httpCredentials: { username: USER, password: PASSWORD, send: 'always' } });
     const page = await context.newPage();
-    await page.goto(`${rig.base}/`);
+    // as a person does: the "sign in" link (/?login=1) answers 401, the browser sends the credentials
+    // and keeps sending them for the whole site
+    await page.goto(`${rig.base}/?login=1`);
     await page.waitForSelector(tile('garden'), { timeout: 15_000 });
     expect(await page.locator('[data-camera]').count()).toBe(3);
     await waitFor(async () => (await page.locator(`${tile('garden')} .state`).innerText()) === 'up', 15_000, 'garden up');
