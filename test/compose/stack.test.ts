@@ -512,13 +512,13 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     const cam = await cid('fake-camera');
     await docker('stop', '-t', '5', cam);
     try {
-      await waitFor('relay_camera_up == 0', 30_000, async () => (await metric('relay', 'relay_camera_up')) === 0);
+      await waitFor('relay_camera_up == 0', 30_000, async () => (await metric('relay', 'relay_camera_up{camera="default"}')) === 0);
       await waitFor('/readyz to fail', 30_000, async () => (await http(httpPort, '/readyz')).status === 503);
       expect((await http(httpPort, '/healthz')).status).toBe(200); // alive, just not ready
     } finally {
       await docker('start', cam);
     }
-    await waitFor('relay_camera_up == 1', 60_000, async () => (await metric('relay', 'relay_camera_up')) === 1);
+    await waitFor('relay_camera_up == 1', 60_000, async () => (await metric('relay', 'relay_camera_up{camera="default"}')) === 1);
     await waitFor('/readyz to pass', 30_000, async () => (await http(httpPort, '/readyz')).status === 200);
     // The restarted camera counts from 0 again: any two rising frames prove the path is whole again.
     await framesFlow(0, 30_000);
