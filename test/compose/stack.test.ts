@@ -405,7 +405,7 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     for (const s of ['relay', 'tunnel-agent-demo', 'fake-camera']) {
       const c = await inspect(s);
       expect(`${s} ${c.HostConfig.ReadonlyRootfs}`).toBe(`${s} true`);
-      const procs = (await docker('top', c.Id, '-eo', 'uid,gid')).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/).join(':'));
+      const procs = (await docker('top', c.Id, '-eo', 'pid,uid,gid')).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/).slice(1).join(':'));
       expect(`${s} ${procs.join(' ')}`).toBe(`${s} 1000:1000`);
     }
     const prom = await inspect('prometheus');
