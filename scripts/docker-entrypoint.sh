@@ -15,8 +15,8 @@
 #      no_new_privs. exec all the way down, so the daemon is PID 1 and gets SIGTERM/SIGHUP itself.
 # Started as any other user (`user: "1000:1000"`, Kubernetes runAsUser), it execs the command unchanged:
 # a secret that user cannot read is then reported by the daemon itself, naming the file.
-# A secret that even root cannot read (rootless Docker, user namespaces) is left where it is, with a
-# warning, for the same reason.
+# A secret that even root cannot read (rootless Docker, user namespaces), or no writable $DST, leaves
+# the secrets where they are, with a warning, for the same reason.
 set -eu
 
 SRC=/run/secrets
@@ -31,20 +31,30 @@ if [ "$(id -u)" != 0 ]; then
   exec "$@"
 fi
 
+# The copies need a writable directory (a tmpfs: docker-compose.yml mounts one). Without one (a
+# read-only root from an older compose file) the secrets stay where they are, with a warning: a key
+# already readable by uid 1000 keeps working, any other gives the daemon's own error naming the file.
+writable() {
+  install -d -m 700 -o "$RUN_AS" -g "$RUN_AS" "$DST" 2>/dev/null &&
+    (: >"$DST/.probe") 2>/dev/null && rm -f "$DST/.probe"
+}
+
 if [ -d "$SRC" ]; then
-  copied=0
+  checked=0
   for f in "$SRC"/*; do
     [ -f "$f" ] || continue
-    if [ "$copied" = 0 ]; then
-      if ! install -d -m 700 -o "$RUN_AS" -g "$RUN_AS" "$DST" 2>/dev/null; then
-        log "cannot create $DST for the secrets (a read-only root without a tmpfs there?); mount a tmpfs at $DST or set CAMRELAY_SECRETS_DIR to a writable tmpfs directory"
-        exit 2
+    if [ "$checked" = 0 ]; then
+      checked=1
+      if ! writable; then
+        log "cannot write to $DST (read-only root without a tmpfs there?): using $SRC as mounted; mount a tmpfs at $DST (or set CAMRELAY_SECRETS_DIR to a writable tmpfs directory) so that secrets owned by any user work"
+        break
       fi
-      copied=1
     fi
     name=${f##*/}
-    if ! install -m 400 -o "$RUN_AS" -g "$RUN_AS" "$f" "$DST/$name" 2>/dev/null; then
-      log "cannot read secret $f even as root (user namespaces?); leaving it in place for the daemon to report"
+    if ! cat "$f" >/dev/null 2>&1; then
+      log "cannot read secret $f even as root (rootless Docker, user namespaces?): leaving it in place for the daemon to report"
+    elif ! install -m 400 -o "$RUN_AS" -g "$RUN_AS" "$f" "$DST/$name"; then
+      log "cannot copy secret $f to $DST: leaving it in place"
       rm -f "$DST/$name"
     fi
   done

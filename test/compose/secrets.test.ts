@@ -68,28 +68,29 @@ const DIR = path.join(TEST_DIR, 'secrets-test');
 const started: string[] = [];
 const name = (what: string) => `${PROJECT}-secrets-${what}`;
 
-/** Writes a secret as root:root 0600 on the host, exactly what `sudo cp` leaves behind. */
-async function rootOwnedSecret(file: string, data: string | Buffer, image: string): Promise<string> {
+/** Writes a secret owned by uid:uid, mode 0600, on the host (uid 0: exactly what `sudo cp` leaves behind). */
+async function ownedSecret(file: string, data: string | Buffer, uid: number, image: string): Promise<string> {
   const p = path.join(DIR, file);
   fs.writeFileSync(p, data, { mode: 0o600 });
   fs.chmodSync(p, 0o600);
   if (process.getuid?.() === 0) {
-    fs.chownSync(p, 0, 0);
+    fs.chownSync(p, uid, uid);
   } else {
-    await docker('run', '--rm', '--user', '0:0', '--network', 'none', '--entrypoint', 'chown', '-v', `${DIR}:/d`, image, '0:0', `/d/${file}`);
+    await docker('run', '--rm', '--user', '0:0', '--network', 'none', '--entrypoint', 'chown', '-v', `${DIR}:/d`, image, `${uid}:${uid}`, `/d/${file}`);
   }
   const st = fs.statSync(p);
-  expect([st.uid, st.gid, (st.mode & 0o777).toString(8)]).toEqual([0, 0, '600']);
+  expect([st.uid, st.gid, (st.mode & 0o777).toString(8)]).toEqual([uid, uid, '600']);
   return p;
 }
+const rootOwnedSecret = (file: string, data: string | Buffer, image: string) => ownedSecret(file, data, 0, image);
 
 /** `docker run -d` with what docker-compose.yml gives the Node services (read-only root, the tmpfs mounts). */
-async function start(what: string, image: string, args: string[]): Promise<string> {
+async function start(what: string, image: string, args: string[], secretsTmpfs = true): Promise<string> {
   const n = name(what);
   await run(['rm', '-f', n]);
   started.push(n);
   await docker('run', '-d', '--name', n, '--label', `com.docker.compose.project=${PROJECT}`, '--network', 'none',
-    '--read-only', '--tmpfs', '/tmp', '--tmpfs', '/run/camrelay-secrets', '--health-interval', '1s', ...args, image);
+    '--read-only', '--tmpfs', '/tmp', ...(secretsTmpfs ? ['--tmpfs', '/run/camrelay-secrets'] : []), '--health-interval', '1s', ...args, image);
   return n;
 }
 
@@ -121,13 +122,15 @@ const DROPPED = { Uid: '1000 1000 1000 1000', Gid: '1000 1000 1000 1000', CapEff
 let agentImage = '';
 let relayImage = '';
 let keyFile = '';
+let keyData: Buffer;
 
 beforeAll(async () => {
   agentImage = await imageOf('tunnel-agent-demo');
   relayImage = await imageOf('relay');
   fs.mkdirSync(DIR, { recursive: true, mode: 0o755 });
   // The stack's own client key (scripts/keys.sh), copied the way a user does it with `sudo cp`.
-  keyFile = await rootOwnedSecret('tunnel_client_key', fs.readFileSync(path.join(TEST_DIR, 'secrets/tunnel_client_key')), agentImage);
+  keyData = fs.readFileSync(path.join(TEST_DIR, 'secrets/tunnel_client_key'));
+  keyFile = await rootOwnedSecret('tunnel_client_key', keyData, agentImage);
 });
 
 afterAll(async () => {
@@ -174,6 +177,19 @@ test('tunnel-agent started as uid 1000 cannot read the root-owned key and says w
   expect(out).toContain('EACCES');
   expect(out).toContain('sudo chown 1000');
   expect(out).toMatch(/start as root/);
+});
+
+test('without a tmpfs for the copies (an older compose file) a key owned by uid 1000 still works', async () => {
+  const own = await ownedSecret('tunnel_client_key.1000', keyData, 1000, agentImage);
+  const args = agentArgs().map((a) => (a === `${keyFile}:/run/secrets/tunnel_client_key:ro` ? `${own}:/run/secrets/tunnel_client_key:ro` : a));
+  const n = await start('agent-notmpfs', agentImage, args, false);
+  await waitFor('the agent probing the (refused) server', 30_000, async () => {
+    const l = await logs(n);
+    if (/EACCES|invalid SSH_PRIVATE_KEY_FILE/.test(l)) throw new Error(`agent failed on its key:\n${l}`);
+    return /ECONNREFUSED/.test(l);
+  });
+  expect(await logs(n)).toContain('cannot write to /run/camrelay-secrets');
+  expect(await processUsers(n)).toEqual(['1000:1000']);
 });
 
 test('relay reads a root-owned 0600 VIEWER_PASSWORD_FILE and runs as uid 1000', async () => {
