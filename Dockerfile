@@ -34,7 +34,7 @@ COPY ${WORKSPACE}/tsconfig.json ${WORKSPACE}/
 COPY ${WORKSPACE}/src ${WORKSPACE}/src
 RUN npx tsc -b "$WORKSPACE" && npm prune --omit=dev --no-audit --no-fund
 
-# ---- runtime: compiled JS and production dependencies only, non-root
+# ---- runtime: compiled JS and production dependencies only; the daemon runs as node (uid 1000)
 FROM ${NODE_IMAGE}
 ARG WORKSPACE
 # The ports the workspace listens on (documentation for `docker run -P`; compose lists them itself).
@@ -49,7 +49,12 @@ COPY --from=build /app/${WORKSPACE}/package.json ${WORKSPACE}/
 COPY --from=build /app/${WORKSPACE}/dist ${WORKSPACE}/dist
 # relay: the snapshot archive volume is mounted here; a fresh named volume takes this owner.
 RUN if [ "$WORKSPACE" = relay ]; then mkdir -p /var/lib/camrelay/snapshots && chown node:node /var/lib/camrelay/snapshots; fi
-USER node
+# No `USER node`: the container starts as root only so that scripts/docker-entrypoint.sh can copy the
+# mounted secrets (bind mounts keep the host file's owner and mode: a root-owned 0600 key) into a tmpfs
+# for node; it then execs the daemon as node with no capabilities. Started as another user it execs
+# the daemon directly.
+COPY scripts/docker-entrypoint.sh /usr/local/bin/camrelay-entrypoint
+RUN chmod 755 /usr/local/bin/camrelay-entrypoint && install -d -m 700 -o node -g node /run/camrelay-secrets
 # fake-camera only (the others ignore them): its control endpoint on container loopback answers the
 # healthcheck. Never the camera port: like the ESP32 it serves one connection at a time and a probe
 # would steal a frame.
@@ -59,5 +64,6 @@ EXPOSE ${PORTS}
 #   relay METRICS_PORT 9100 · tunnel-agent METRICS_PORT 9101 · fake-camera FAKE_CAMERA_CONTROL_PORT 9102
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
   CMD ["node", "-e", "const e=process.env,p={relay:e.METRICS_PORT||9100,'tunnel-agent':e.METRICS_PORT||9101,'fake-camera':e.FAKE_CAMERA_CONTROL_PORT||9102}[e.WORKSPACE];fetch('http://127.0.0.1:'+p+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# exec: node is PID 1 and gets SIGTERM itself.
+# exec (entrypoint, setpriv, sh -c): node is PID 1 and gets SIGTERM itself.
+ENTRYPOINT ["/usr/local/bin/camrelay-entrypoint"]
 CMD ["sh", "-c", "exec node \"$WORKSPACE/dist/main.js\""]

@@ -400,10 +400,13 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
   });
 
   test('containers run as non-root with read-only root filesystems', async () => {
+    // The Node images start as root only for their entrypoint (it copies /run/secrets for uid 1000);
+    // every process left running is the daemon as uid 1000 (test/compose/secrets.test.ts has the rest).
     for (const s of ['relay', 'tunnel-agent-demo', 'fake-camera']) {
       const c = await inspect(s);
-      expect(`${s} ${c.Config.User}`).toBe(`${s} node`);
       expect(`${s} ${c.HostConfig.ReadonlyRootfs}`).toBe(`${s} true`);
+      const procs = (await docker('top', c.Id, '-eo', 'pid,uid,gid')).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/).slice(1).join(':'));
+      expect(`${s} ${procs.join(' ')}`).toBe(`${s} 1000:1000`);
     }
     const prom = await inspect('prometheus');
     expect(prom.Config.User).toBe('nobody');

@@ -136,8 +136,20 @@ function readFile(name: string, p: string | undefined, what: string): { path: st
   try {
     return { path: p, data: fs.readFileSync(p) };
   } catch (e) {
-    throw new ConfigError(name, p, `a readable file with ${what} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError(name, p, `a readable file with ${what} (${code ?? 'unreadable'})${code === 'EACCES' || code === 'EPERM' ? permissionHint() : ''}`);
   }
+}
+
+/**
+ * EACCES on a mounted secret: bind mounts keep the host file's owner and mode, so a key copied as root
+ * is unreadable for uid 1000. Say both ways out.
+ */
+function permissionHint(): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  const who = uid === undefined ? 'this user' : `uid ${uid}`;
+  return `; ${who} cannot read it: \`sudo chown ${uid ?? 1000}\` the host file mounted there (mode 600 is fine), ` +
+    'or let the container start as root (the image default: its entrypoint copies /run/secrets/* for uid 1000, then drops root)';
 }
 
 const seconds = (env: string) => [{ env, scale: 1000, unit: 'seconds' }];
