@@ -74,7 +74,7 @@ export function makeAgent(o: TestAgentOptions): TestAgent {
   const config = testAgentConfig(o);
   const holder: { sup?: Supervisor } = {};
   const metrics = new AgentMetrics({
-    forwards: config.forwards.map((f) => f.spec), version: 'test', withDefaults: false,
+    forwards: config.forwards, version: 'test', withDefaults: false,
     sessionUptime: () => holder.sup?.sessionUptimeSeconds() ?? 0,
   });
   const s = new Supervisor({ config, metrics, log, ...o.supervisor, ...(o.clock ? { clock: o.clock } : {}) });

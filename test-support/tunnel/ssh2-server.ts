@@ -84,7 +84,13 @@ export class TestSshServer {
     });
     conn.on('ready', () => {
       conn.on('request', (accept, reject, name, info) => {
-        if (name === 'cancel-tcpip-forward') this.cancels.push(info as { bindAddr: string; bindPort: number });
+        if (name === 'cancel-tcpip-forward') {
+          // as sshd: the port is released
+          const c = info as { bindAddr: string; bindPort: number };
+          this.cancels.push(c);
+          const k = this.forwards.findIndex((f) => f.conn === conn && f.bindPort === c.bindPort && f.bindAddr === c.bindAddr);
+          if (k >= 0) this.forwards.splice(k, 1);
+        }
         if (name !== 'tcpip-forward') return accept?.();
         const i = info as { bindAddr: string; bindPort: number };
         const reply = this.opts.forwardReply?.(this.forwardRequests++) ?? 'accept';

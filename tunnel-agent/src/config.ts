@@ -8,7 +8,9 @@
 import fs from 'node:fs';
 import { isIP } from 'node:net';
 import { utils } from 'ssh2';
-import { bool, ConfigError, defineSettings, Env, int, LogLevel, logLevel, ms, port, string } from '@camrelay/common';
+import {
+  bool, CAMERA_NAME_RE, CameraEntry, ConfigError, defineSettings, Env, int, keysOnly, loadCameraList, LogLevel, logLevel, ms, port, string,
+} from '@camrelay/common';
 import { HostKeyPolicy, parseHostKeyPins, parseKnownHosts, policyFromKnownHosts } from './host-key';
 
 /** One `ssh -R` forward: connections to bindAddress:bindPort on the server reach host:port here. */
@@ -20,6 +22,12 @@ export interface ForwardSpec {
   readonly bindPort: number;
   readonly host: string;
   readonly port: number;
+  /**
+   * The camera behind this forward (metric label `camera`): its name in CAMERAS_FILE; CAMERA_NAME for a
+   * TUNNEL_FORWARDS entry without a list; "" (no camera) for the forward of the agent's own metrics
+   * and for TUNNEL_FORWARDS entries next to a list.
+   */
+  readonly camera?: string;
 }
 
 export interface AgentConfig {
@@ -34,6 +42,10 @@ export interface AgentConfig {
   readonly warnings: readonly string[];
   readonly hostKey: HostKeyPolicy;
   readonly forwards: readonly ForwardSpec[];
+  /** CAMERAS_FILE: the camera forwards come from it (re-read on SIGHUP); undefined = TUNNEL_FORWARDS only */
+  readonly camerasFile: string | undefined;
+  /** the forwards that do not come from the list (TUNNEL_FORWARDS), kept across reloads */
+  readonly extraForwards: readonly ForwardSpec[];
   readonly keepaliveIntervalMs: number;
   readonly keepaliveCountMax: number;
   readonly connectTimeoutMs: number;
@@ -121,6 +133,50 @@ export function parseForwards(value: string, name = 'TUNNEL_FORWARDS'): ForwardS
 }
 
 /**
+ * A camera's forward binds every interface of the tunnel-server (sshd: GatewayPorts clientspecified),
+ * so that the relay, another container, reaches it; sshd's PermitListen limits the port.
+ */
+export const CAMERA_FORWARD_BIND = '0.0.0.0';
+
+/** One forward per camera of the list that the agent reaches on the LAN (`lan`), in list order. */
+export function cameraForwards(entries: readonly CameraEntry[]): ForwardSpec[] {
+  const out: ForwardSpec[] = [];
+  for (const e of entries) {
+    if (!e.lan || e.tunnelPort === undefined) continue;
+    const target = isIP(e.lan.host) === 6 ? `[${e.lan.host}]` : e.lan.host;
+    out.push(Object.freeze({
+      spec: `${CAMERA_FORWARD_BIND}:${e.tunnelPort}:${target}:${e.lan.port}`,
+      bindAddress: CAMERA_FORWARD_BIND, bindPort: e.tunnelPort, host: e.lan.host, port: e.lan.port, camera: e.name,
+    }));
+  }
+  return out;
+}
+
+/**
+ * Reads CAMERAS_FILE (the relay's file; only the key names of the relay's per-camera settings are
+ * checked here) and returns every forward: the cameras', then `extra` (TUNNEL_FORWARDS). Throws a
+ * ConfigError naming the key path, or the extra forward that takes a camera's port. Start-up and
+ * every SIGHUP use it.
+ */
+export function loadForwards(file: string, extra: readonly ForwardSpec[]): ForwardSpec[] {
+  const cams = cameraForwards(loadCameraList(file, { validate: keysOnly() }));
+  for (const x of extra) {
+    const clash = cams.find((c) => c.bindPort === x.bindPort);
+    if (clash) throw new ConfigError('TUNNEL_FORWARDS', x.spec, `a port no camera uses (${x.bindPort} is the tunnel port of cameras.${clash.camera ?? '?'})`);
+  }
+  const all = [...cams, ...extra];
+  if (all.length === 0) {
+    throw new ConfigError('CAMERAS_FILE', file, 'a list with at least one camera reached through the tunnel (`lan: host:port`), or forwards in TUNNEL_FORWARDS');
+  }
+  return all;
+}
+
+/** A forward to the agent's own /metrics (the stack's 9101 forward for Prometheus) is no camera's. */
+function isOwnMetrics(f: ForwardSpec, metricsPort: number): boolean {
+  return ['127.0.0.1', 'localhost', '::1'].includes(f.host) && f.port === metricsPort;
+}
+
+/**
  * A *_FILE variable set to the secret itself (the key pasted into the env instead of its path) must
  * not be echoed back in the error: that would print the private key to the log.
  */
@@ -171,7 +227,13 @@ export const AGENT_SETTINGS = defineSettings({
     hostKey: { env: 'SSH_HOST_KEY', kind: string(), doc: "the server's host key pin printed by `make keys`: `SHA256:...` as `ssh-keygen -lf` prints it, or the line `ssh-ed25519 AAAA...`; comma-separated for several (required unless SSH_KNOWN_HOSTS_FILE is set)" },
     knownHostsFile: { env: 'SSH_KNOWN_HOSTS_FILE', kind: string({ allowed: 'the path of an OpenSSH known_hosts file' }), doc: 'instead of SSH_HOST_KEY: an OpenSSH known_hosts file (hashed entries and [host]:port supported)' },
     insecure: { env: 'SSH_INSECURE_ACCEPT_ANY_HOST_KEY', kind: bool(), default: false, doc: 'true = accept ANY server key (logs a warning at every connect); never in production' },
-    forwards: { env: 'TUNNEL_FORWARDS', kind: string(), default: '1234:cam:1234', group: 'Forwards', doc: 'forwards in `ssh -R` syntax, comma-separated: [bind_address:]port:host:hostport; no bind address = the server\'s loopback only, 0.0.0.0 (or *) = reachable by other containers' },
+    camerasFile: { env: 'CAMERAS_FILE', kind: string(), group: 'Forwards', doc: 'YAML camera list (docs/cameras.md), the same file as the relay\'s: one forward `0.0.0.0:<tunnel port>:<lan>` per camera with `lan`, re-read on SIGHUP; TUNNEL_FORWARDS then only adds forwards (such as the metrics forward) and has no default' },
+    cameraName: {
+      env: 'CAMERA_NAME', default: 'default',
+      kind: string({ allowed: 'a camera name: lower-case letters, digits and "-", starting with a letter or digit, at most 32 characters', test: (s) => CAMERA_NAME_RE.test(s) }),
+      doc: 'without CAMERAS_FILE: the camera name the TUNNEL_FORWARDS forwards report in the metric label `camera` (the relay\'s CAMERA_NAME); a forward to the agent\'s own METRICS_PORT is no camera',
+    },
+    forwards: { env: 'TUNNEL_FORWARDS', kind: string(), default: '1234:cam:1234', doc: 'forwards in `ssh -R` syntax, comma-separated: [bind_address:]port:host:hostport; no bind address = the server\'s loopback only, 0.0.0.0 (or *) = reachable by other containers. With CAMERAS_FILE: extra forwards only, no default' },
     keepaliveIntervalMs: { env: 'SSH_KEEPALIVE_INTERVAL_MS', kind: ms({ min: 50, max: 3_600_000 }), default: 15_000, unit: 'ms', aliases: seconds('SSH_KEEPALIVE_INTERVAL_S'), group: 'Timing', doc: 'interval between SSH keepalives' },
     keepaliveCountMax: { env: 'SSH_KEEPALIVE_COUNT_MAX', kind: int({ min: 1, max: 100 }), default: 3, doc: 'unanswered keepalives before the link counts as dead' },
     connectTimeoutMs: { env: 'SSH_CONNECT_TIMEOUT_MS', kind: ms({ min: 100, max: 600_000 }), default: 15_000, unit: 'ms', aliases: seconds('SSH_CONNECT_TIMEOUT_S'), doc: 'SSH handshake timeout and forward-request reply timeout' },
@@ -257,7 +319,18 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     warnings.push('SSH_INSECURE_ACCEPT_ANY_HOST_KEY=true is ignored because a host key is configured');
   }
 
-  const forwards = parseForwards(v.forwards);
+  if (v.camerasFile !== undefined && v.camerasFile.trim() === '') throw p.error('camerasFile', 'a path to a YAML camera list, or unset');
+  // With a list, TUNNEL_FORWARDS only adds forwards: its default (one camera) does not apply.
+  const explicitForwards = env.TUNNEL_FORWARDS !== undefined && env.TUNNEL_FORWARDS.trim() !== '';
+  let extraForwards: ForwardSpec[];
+  let forwards: ForwardSpec[];
+  if (v.camerasFile !== undefined) {
+    extraForwards = (explicitForwards ? parseForwards(v.forwards) : []).map((f) => Object.freeze({ ...f, camera: '' }));
+    forwards = loadForwards(v.camerasFile, extraForwards);
+  } else {
+    extraForwards = parseForwards(v.forwards).map((f) => Object.freeze({ ...f, camera: isOwnMetrics(f, v.metricsPort) ? '' : v.cameraName }));
+    forwards = extraForwards;
+  }
   if (v.reconnectMaxMs < v.reconnectMinMs) {
     throw p.error('reconnectMaxMs', `a value >= ${p.name('reconnectMinMs')} (${v.reconnectMinMs} ms)`);
   }
@@ -272,6 +345,8 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     warnings: Object.freeze(warnings),
     hostKey,
     forwards: Object.freeze(forwards),
+    camerasFile: v.camerasFile,
+    extraForwards: Object.freeze(extraForwards),
     keepaliveIntervalMs: v.keepaliveIntervalMs,
     keepaliveCountMax: v.keepaliveCountMax,
     connectTimeoutMs: v.connectTimeoutMs,

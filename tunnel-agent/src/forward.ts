@@ -44,17 +44,19 @@ export class ForwardHandler {
   /** Metric children looked up once: prom-client's labels() hashes the label set on every call. */
   private readonly bytes: { toTarget: Counter.Internal; fromTarget: Counter.Internal };
   private readonly results = new Map<ForwardResult, Counter.Internal>();
-  private readonly activeGauge: Gauge.Internal<'forward'>;
+  private readonly activeGauge: Gauge.Internal<'forward' | 'camera'>;
+  private readonly labels: { forward: string; camera: string };
 
   constructor(private readonly opts: ForwardHandlerOptions) {
     this.connect = opts.connect ?? ((o) => net.connect({ ...o, noDelay: true }));
     this.label = opts.spec.spec;
     const { metrics } = opts;
+    this.labels = { forward: this.label, camera: opts.spec.camera ?? '' };
     this.bytes = {
-      toTarget: metrics.bytes.labels({ forward: this.label, direction: 'to_target' }),
-      fromTarget: metrics.bytes.labels({ forward: this.label, direction: 'from_target' }),
+      toTarget: metrics.bytes.labels({ ...this.labels, direction: 'to_target' }),
+      fromTarget: metrics.bytes.labels({ ...this.labels, direction: 'from_target' }),
     };
-    this.activeGauge = metrics.activeConnections.labels({ forward: this.label });
+    this.activeGauge = metrics.activeConnections.labels(this.labels);
   }
 
   get spec(): ForwardSpec {
@@ -68,7 +70,7 @@ export class ForwardHandler {
   private count(result: ForwardResult): void {
     let c = this.results.get(result);
     if (!c) {
-      c = this.opts.metrics.forwardedConnections.labels({ forward: this.label, result });
+      c = this.opts.metrics.forwardedConnections.labels({ ...this.labels, result });
       this.results.set(result, c);
     }
     c.inc();

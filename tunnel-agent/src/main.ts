@@ -4,7 +4,7 @@
  * supervisor + metrics/health server, stopped in reverse order on SIGTERM/SIGINT.
  */
 import { MetricsServer, ServiceGroup, createLogger, exitOnConfigError } from '@camrelay/common';
-import { AGENT_SETTINGS, AgentConfig, loadConfig, parseArgs } from './config';
+import { AGENT_SETTINGS, AgentConfig, loadConfig, loadForwards, parseArgs } from './config';
 import { AgentMetrics } from './metrics';
 import { Supervisor } from './supervisor';
 
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
 
   const holder: { sup?: Supervisor } = {};
   const metrics = new AgentMetrics({
-    forwards: config.forwards.map((f) => f.spec),
+    forwards: config.forwards,
     version: VERSION,
     sessionUptime: () => holder.sup?.sessionUptimeSeconds() ?? 0,
   });
@@ -51,11 +51,28 @@ async function main(): Promise<void> {
 
   const group = new ServiceGroup(log, 5000);
   group.installSignalHandlers();
+  // SIGHUP re-reads CAMERAS_FILE (not the environment): cameras added, removed or changed without a
+  // restart; an invalid file is refused and the running forwards kept.
+  process.on('SIGHUP', () => {
+    const file = config.camerasFile;
+    if (file === undefined) {
+      log.info({ signal: 'SIGHUP' }, 'no CAMERAS_FILE: nothing to reload');
+      return;
+    }
+    try {
+      const changes = sup.updateForwards(loadForwards(file, config.extraForwards));
+      metrics.configReloads.inc({ result: 'ok' });
+      log.info({ signal: 'SIGHUP', file, ...changes }, 'camera list reloaded');
+    } catch (err) {
+      metrics.configReloads.inc({ result: 'error' });
+      log.error({ signal: 'SIGHUP', file, err: (err as Error).message }, 'reload: invalid camera list, running forwards kept');
+    }
+  });
   await group.start([server, { name: 'supervisor', start: () => sup.start(), stop: () => sup.stop() }]);
   log.info(
     {
       version: VERSION, server: `${config.sshUser}@${config.sshHost}:${config.sshPort}`,
-      forwards: config.forwards.map((f) => f.spec), hostKey: config.hostKey.kind === 'pinned' ? config.hostKey.source : 'INSECURE',
+      forwards: config.forwards.map((f) => (f.camera ? `${f.camera}=${f.spec}` : f.spec)), camerasFile: config.camerasFile ?? null, hostKey: config.hostKey.kind === 'pinned' ? config.hostKey.source : 'INSECURE',
       metrics: `${config.metricsHost}:${server.port}`,
     },
     'tunnel-agent started',

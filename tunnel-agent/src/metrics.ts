@@ -1,7 +1,7 @@
 /**
  * Every tunnel-agent metric on the agent's own Registry (a fresh one per instance, so tests never hit
  * "already registered"). Labels come from small fixed sets: result/reason enums and the configured
- * forward specs. Never a client address.
+ * forward specs and the camera each forward serves (bounded by the camera list). Never a client address.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -24,8 +24,17 @@ export const FORWARD_RESULTS: readonly ForwardResult[] = [
 
 export type Direction = 'to_target' | 'from_target';
 
+/** What names a forward's series: its spec and the camera behind it ("" = none, e.g. the metrics forward). */
+export interface ForwardLabels {
+  readonly spec: string;
+  readonly camera?: string;
+}
+
+type FL = 'forward' | 'camera';
+
 export interface AgentMetricsOptions {
-  forwards: readonly string[];
+  /** the forwards at start-up (a plain spec = a forward of no camera); reloads add and remove */
+  forwards: readonly (string | ForwardLabels)[];
   version: string;
   /** Seconds since the current session became ready, 0 without one; read at scrape time. */
   sessionUptime: () => number;
@@ -42,12 +51,15 @@ export class AgentMetrics {
   readonly disconnects: Counter<'reason'>;
   readonly keepaliveTimeouts: Counter;
   readonly hostKeyMismatches: Counter;
-  readonly forwardBound: Gauge<'forward'>;
-  readonly forwardBindFailures: Counter<'forward'>;
-  readonly forwardedConnections: Counter<'forward' | 'result'>;
-  readonly activeConnections: Gauge<'forward'>;
-  readonly bytes: Counter<'forward' | 'direction'>;
+  readonly forwardBound: Gauge<FL>;
+  readonly forwardBindFailures: Counter<FL>;
+  readonly forwardedConnections: Counter<FL | 'result'>;
+  readonly activeConnections: Gauge<FL>;
+  readonly bytes: Counter<FL | 'direction'>;
+  readonly configReloads: Counter<'result'>;
   readonly buildInfo: Gauge<'version' | 'node'>;
+  /** spec -> camera of every forward with series */
+  private readonly cameraOf = new Map<string, string>();
 
   constructor(opts: AgentMetricsOptions) {
     const r = this.registry;
@@ -71,24 +83,48 @@ export class AgentMetrics {
     for (const reason of DISCONNECT_REASONS) this.disconnects.inc({ reason }, 0);
     this.keepaliveTimeouts = new Counter({ name: `${p}keepalive_timeouts_total`, help: 'Sessions declared dead because keepalives went unanswered', registers: [r] });
     this.hostKeyMismatches = new Counter({ name: `${p}host_key_mismatches_total`, help: 'Connections refused because the server host key did not match the pin', registers: [r] });
-    this.forwardBound = new Gauge({ name: `${p}forward_bound`, help: '1 when the forward is bound on the server', labelNames: ['forward'], registers: [r] });
-    this.forwardBindFailures = new Counter({ name: `${p}forward_bind_failures_total`, help: 'tcpip-forward requests refused or unanswered', labelNames: ['forward'], registers: [r] });
+    this.forwardBound = new Gauge({ name: `${p}forward_bound`, help: '1 when the forward is bound on the server', labelNames: ['forward', 'camera'], registers: [r] });
+    this.forwardBindFailures = new Counter({ name: `${p}forward_bind_failures_total`, help: 'tcpip-forward requests refused or unanswered', labelNames: ['forward', 'camera'], registers: [r] });
     this.forwardedConnections = new Counter({
-      name: `${p}forwarded_connections_total`, help: 'Incoming tunnel connections by forward and result', labelNames: ['forward', 'result'], registers: [r],
+      name: `${p}forwarded_connections_total`, help: 'Incoming tunnel connections by forward and result', labelNames: ['forward', 'camera', 'result'], registers: [r],
     });
-    this.activeConnections = new Gauge({ name: `${p}active_connections`, help: 'Tunnel connections open now (including those connecting to the target)', labelNames: ['forward'], registers: [r] });
-    this.bytes = new Counter({ name: `${p}bytes_total`, help: 'Bytes piped through forwards by direction', labelNames: ['forward', 'direction'], registers: [r] });
+    this.activeConnections = new Gauge({ name: `${p}active_connections`, help: 'Tunnel connections open now (including those connecting to the target)', labelNames: ['forward', 'camera'], registers: [r] });
+    this.bytes = new Counter({ name: `${p}bytes_total`, help: 'Bytes piped through forwards by direction', labelNames: ['forward', 'camera', 'direction'], registers: [r] });
+    this.configReloads = new Counter({ name: `${p}config_reloads_total`, help: 'CAMERAS_FILE re-reads (SIGHUP) by result; error = the file was refused and the running forwards kept', labelNames: ['result'], registers: [r] });
+    for (const result of ['ok', 'error']) this.configReloads.inc({ result }, 0);
     this.buildInfo = new Gauge({ name: `${p}build_info`, help: 'Version of the running agent', labelNames: ['version', 'node'], registers: [r] });
     this.buildInfo.set({ version: opts.version, node: process.version }, 1);
     this.up.set(0);
     this.backoffSeconds.set(0);
-    for (const forward of opts.forwards) {
-      this.forwardBound.set({ forward }, 0);
-      this.forwardBindFailures.inc({ forward }, 0);
-      this.activeConnections.set({ forward }, 0);
-      for (const result of FORWARD_RESULTS) this.forwardedConnections.inc({ forward, result }, 0);
-      for (const direction of ['to_target', 'from_target'] as const) this.bytes.inc({ forward, direction }, 0);
-    }
+    for (const f of opts.forwards) this.addForward(typeof f === 'string' ? { spec: f } : f);
+  }
+
+  /** The labels of a forward's series: `{ forward, camera }`. */
+  labels(spec: string): Record<FL, string> {
+    return { forward: spec, camera: this.cameraOf.get(spec) ?? '' };
+  }
+
+  /** Creates a forward's series at 0 (start-up, or a camera added by a reload). */
+  addForward(f: ForwardLabels): void {
+    this.cameraOf.set(f.spec, f.camera ?? '');
+    const l = this.labels(f.spec);
+    this.forwardBound.set(l, 0);
+    this.forwardBindFailures.inc(l, 0);
+    this.activeConnections.set(l, 0);
+    for (const result of FORWARD_RESULTS) this.forwardedConnections.inc({ ...l, result }, 0);
+    for (const direction of ['to_target', 'from_target'] as const) this.bytes.inc({ ...l, direction }, 0);
+  }
+
+  /** Removes a forward's series (a camera removed by a reload): the set stays bounded by the list. */
+  removeForward(spec: string): void {
+    if (!this.cameraOf.has(spec)) return;
+    const l = this.labels(spec);
+    this.forwardBound.remove(l);
+    this.forwardBindFailures.remove(l);
+    this.activeConnections.remove(l);
+    for (const result of FORWARD_RESULTS) this.forwardedConnections.remove({ ...l, result });
+    for (const direction of ['to_target', 'from_target'] as const) this.bytes.remove({ ...l, direction });
+    this.cameraOf.delete(spec);
   }
 
   /** A plain-number view of one series, for tests and readiness detail. */

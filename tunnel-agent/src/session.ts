@@ -12,7 +12,7 @@
 import net from 'node:net';
 import type { Client, ClientChannel, TcpConnectionDetails } from 'ssh2';
 import { Clock, Logger, RateLimitedLog, TimerHandle } from '@camrelay/common';
-import type { AgentConfig } from './config';
+import type { AgentConfig, ForwardSpec } from './config';
 import type { ForwardHandler } from './forward';
 import { HostKeyCheck, makeHostVerifier } from './host-key';
 import type { AgentMetrics, ConnectResult, DisconnectReason } from './metrics';
@@ -71,6 +71,9 @@ export class SshSession {
   private readonly bound = new Map<string, boolean>();
   private readonly timers = new Set<TimerHandle>();
   private readonly bindWarned = new Set<string>();
+  /** the forwards of this session: the config's, until a reload changes them (updateForwards) */
+  private forwards: readonly ForwardSpec[];
+  private handlers: readonly ForwardHandler[];
   private resolveDone: (o: SessionOutcome) => void = noop;
   private readonly done = new Promise<SessionOutcome>((resolve) => (this.resolveDone = resolve));
 
@@ -80,6 +83,55 @@ export class SshSession {
     this.sock = opts.sock;
     this.clock = opts.clock;
     this.bindLog = opts.bindLog ?? new RateLimitedLog(60_000);
+    this.forwards = opts.config.forwards;
+    this.handlers = opts.handlers;
+  }
+
+  /** Every forward of this session is bound on the server. */
+  get allBound(): boolean {
+    return this.forwards.every((f) => this.bound.get(f.spec) === true);
+  }
+
+  /**
+   * A reload changed the forwards (camera list re-read): on this live session, cancel the removed ones
+   * and request the added ones (in that order, so a port that changed its target is bound again).
+   * Unchanged forwards, and the connections through them, are not touched. Returns allBound.
+   */
+  updateForwards(forwards: readonly ForwardSpec[], handlers: readonly ForwardHandler[]): boolean {
+    const { metrics, log } = this.opts;
+    const removed = this.forwards.filter((f) => !forwards.some((n) => n.spec === f.spec));
+    const added = forwards.filter((f) => !this.forwards.some((o) => o.spec === f.spec));
+    this.forwards = forwards;
+    this.handlers = handlers;
+    if (!this._ready || this._closed) return this.allBound;
+    for (const f of removed) {
+      const wasBound = this.bound.get(f.spec) === true;
+      this.bound.delete(f.spec);
+      this.bindWarned.delete(f.spec);
+      if (wasBound) this.cancel(f);
+      log.info({ forward: f.spec }, 'forward removed');
+    }
+    for (const f of added) {
+      metrics.forwardBound.set(metrics.labels(f.spec), 0);
+      this.bind(f.spec);
+    }
+    return this.allBound;
+  }
+
+  /** cancel-tcpip-forward; resolves on the server's reply or after UNFORWARD_WAIT_MS. */
+  private cancel(f: ForwardSpec): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = this.clock.setTimeout(resolve, UNFORWARD_WAIT_MS);
+      try {
+        this.client.unforwardIn(f.bindAddress, f.bindPort, () => {
+          this.clock.clearTimeout(t);
+          resolve();
+        });
+      } catch {
+        this.clock.clearTimeout(t);
+        resolve();
+      }
+    });
   }
 
   /** Authenticated and not yet torn down. */
@@ -197,20 +249,22 @@ export class SshSession {
     metrics.connectAttempts.inc({ result: 'success' });
     log.info({ host: c.sshHost, port: c.sshPort, user: c.sshUser, hostKey: this.hostKey?.fingerprint }, 'connected');
     this.opts.onReady?.();
-    for (const f of c.forwards) this.bind(f.spec);
+    for (const f of this.forwards) this.bind(f.spec);
   }
 
   private bind(spec: string): void {
     const { config: c, metrics, log } = this.opts;
-    const f = c.forwards.find((x) => x.spec === spec);
+    const f = this.forwards.find((x) => x.spec === spec);
     if (!f || this._closed) return;
+    const labels = metrics.labels(spec);
+    const current = () => this.forwards.some((x) => x.spec === spec);
     let answered = false;
     // forwardIn has no reply timeout of its own. Replies come in request order, so a request that is
     // never answered wedges every later one (keepalives included): drop the session.
     this.after(c.connectTimeoutMs, () => {
       if (answered) return;
       answered = true;
-      metrics.forwardBindFailures.inc({ forward: spec });
+      metrics.forwardBindFailures.inc(labels);
       log.warn({ forward: spec, timeoutMs: c.connectTimeoutMs }, 'no reply to the forward request; dropping the session');
       void this.close('bind_timeout');
     });
@@ -218,8 +272,13 @@ export class SshSession {
       this.client.forwardIn(f.bindAddress, f.bindPort, (err) => {
         if (answered || this._closed) return;
         answered = true;
+        if (!current()) {
+          // removed by a reload while the request was out: give back a port the server just bound
+          if (!err) void this.cancel(f);
+          return;
+        }
         if (err) {
-          metrics.forwardBindFailures.inc({ forward: spec });
+          metrics.forwardBindFailures.inc(labels);
           if (!this.bindWarned.has(spec)) {
             this.bindWarned.add(spec);
             log.warn({ forward: spec, err: err.message, retryMs: c.forwardBindRetryMs }, 'forward bind refused (port still held by an old session?); retrying until it binds');
@@ -230,10 +289,10 @@ export class SshSession {
           return;
         }
         this.bound.set(spec, true);
-        metrics.forwardBound.set({ forward: spec }, 1);
-        log.info({ forward: spec, remote: `${f.bindAddress || '*'}:${f.bindPort}`, target: `${f.host}:${f.port}` }, 'forward bound');
-        if (c.forwards.every((x) => this.bound.get(x.spec))) {
-          log.info({ forwards: c.forwards.map((x) => x.spec) }, 'forwarding');
+        metrics.forwardBound.set(labels, 1);
+        log.info({ forward: spec, camera: f.camera || undefined, remote: `${f.bindAddress || '*'}:${f.bindPort}`, target: `${f.host}:${f.port}` }, 'forward bound');
+        if (this.allBound) {
+          log.info({ forwards: this.forwards.map((x) => x.spec) }, 'forwarding');
           this.opts.onForwarding?.();
         }
       });
@@ -245,7 +304,7 @@ export class SshSession {
   }
 
   private onTcpConnection(info: TcpConnectionDetails, accept: () => ClientChannel, reject: () => void): void {
-    const hs = this.opts.handlers;
+    const hs = this.handlers;
     const h =
       hs.find((x) => x.spec.bindPort === info.destPort && x.spec.bindAddress === info.destIP) ??
       hs.find((x) => x.spec.bindPort === info.destPort);
@@ -265,24 +324,7 @@ export class SshSession {
     this.endReason ??= reason;
     const { client, sock, clock } = this;
     if (reason === 'stopped' && this._ready) {
-      const bound = this.c.forwards.filter((f) => this.bound.get(f.spec));
-      await Promise.all(
-        bound.map(
-          (f) =>
-            new Promise<void>((resolve) => {
-              const t = clock.setTimeout(resolve, UNFORWARD_WAIT_MS);
-              try {
-                client.unforwardIn(f.bindAddress, f.bindPort, () => {
-                  clock.clearTimeout(t);
-                  resolve();
-                });
-              } catch {
-                clock.clearTimeout(t);
-                resolve();
-              }
-            }),
-        ),
-      );
+      await Promise.all(this.forwards.filter((f) => this.bound.get(f.spec)).map((f) => this.cancel(f)));
     }
     if (this._closed) return;
     const closed = new Promise<void>((resolve) => {
@@ -329,12 +371,12 @@ export class SshSession {
   }
 
   private teardown(): void {
-    const { config: c, metrics } = this.opts;
+    const { metrics } = this.opts;
     this._closed = true;
     for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
-    for (const h of this.opts.handlers) h.closeAll();
-    for (const f of c.forwards) metrics.forwardBound.set({ forward: f.spec }, 0);
+    for (const h of this.handlers) h.closeAll();
+    for (const f of this.forwards) metrics.forwardBound.set(metrics.labels(f.spec), 0);
     metrics.up.set(0);
     this.sock.destroy();
     this.client.removeAllListeners();

@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { Client } from 'ssh2';
 import { Backoff, Clock, Logger, RateLimitedLog, sleep, systemClock } from '@camrelay/common';
-import type { AgentConfig } from './config';
+import type { AgentConfig, ForwardSpec } from './config';
 import { ForwardHandler, TargetConnector } from './forward';
 import type { AgentMetrics, ConnectResult, DisconnectReason } from './metrics';
 import { SessionOutcome, SshSession } from './session';
@@ -64,7 +64,9 @@ export class Supervisor extends EventEmitter {
   private readonly backoff: Backoff;
   private readonly connectSocket: SocketFactory;
   private readonly createClient: () => Client;
-  private readonly handlers: ForwardHandler[];
+  /** the current forwards and their handlers (same order); a reload replaces both */
+  private forwards: readonly ForwardSpec[];
+  private handlers: readonly ForwardHandler[];
   private readonly bindLog = new RateLimitedLog(60_000);
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
@@ -80,13 +82,51 @@ export class Supervisor extends EventEmitter {
     this.backoff = new Backoff({ baseMs: c.reconnectMinMs, maxMs: c.reconnectMaxMs, minMs: Math.min(100, c.reconnectMinMs), random: opts.random });
     this.connectSocket = opts.connectSocket ?? tcpConnector(this.clock);
     this.createClient = opts.createClient ?? (() => new Client());
-    this.handlers = c.forwards.map(
-      (spec) =>
-        new ForwardHandler({
-          spec, connectTimeoutMs: c.forwardConnectTimeoutMs, maxConnections: c.forwardMaxConnections,
-          metrics: opts.metrics, log: opts.log, connect: opts.connectTarget,
-        }),
-    );
+    this.forwards = c.forwards;
+    this.handlers = c.forwards.map((spec) => this.handler(spec));
+  }
+
+  private handler(spec: ForwardSpec): ForwardHandler {
+    const { config: c, metrics, log, connectTarget } = this.opts;
+    return new ForwardHandler({
+      spec, connectTimeoutMs: c.forwardConnectTimeoutMs, maxConnections: c.forwardMaxConnections, metrics, log, connect: connectTarget,
+    });
+  }
+
+  /**
+   * Applies a re-read camera list: forwards are matched by spec and camera. Unchanged ones keep their
+   * handler, binding and connections; removed ones are cancelled on the live session, their
+   * connections closed and their series removed; added ones get series and are requested at once (or
+   * at the next session). Until every forward is bound again the agent is `binding` (not ready).
+   */
+  updateForwards(next: readonly ForwardSpec[]): { added: string[]; removed: string[]; unchanged: string[] } {
+    const { metrics } = this.opts;
+    const key = (f: ForwardSpec) => `${f.spec}\u0000${f.camera ?? ''}`;
+    const old = new Map(this.handlers.map((h) => [key(h.spec), h]));
+    const handlers = next.map((f) => old.get(key(f)) ?? this.handler(f));
+    const kept = new Set(handlers);
+    const removed = this.handlers.filter((h) => !kept.has(h));
+    const added = handlers.filter((h) => !this.handlers.includes(h));
+    for (const h of removed) {
+      h.closeAll();
+      metrics.removeForward(h.spec.spec);
+    }
+    for (const h of added) metrics.addForward(h.spec);
+    this.forwards = handlers.map((h) => h.spec);
+    this.handlers = handlers;
+    const s = this.session;
+    if (s && s.ready) {
+      const allBound = s.updateForwards(this.forwards, handlers);
+      // a forward whose camera was renamed keeps its binding: its new series says so
+      for (const h of added) if (s.isBound(h.spec.spec)) metrics.forwardBound.set(metrics.labels(h.spec.spec), 1);
+      if (!allBound && this._state === 'forwarding') this.setState('binding');
+      else if (allBound && this._state === 'binding') this.setState('forwarding');
+    }
+    return {
+      added: added.map((h) => h.spec.spec),
+      removed: removed.map((h) => h.spec.spec),
+      unchanged: handlers.filter((h) => !added.includes(h)).map((h) => h.spec.spec),
+    };
   }
 
   get state(): AgentState {
@@ -101,7 +141,7 @@ export class Supervisor extends EventEmitter {
   /** Per forward spec: bound on the server right now. */
   forwardStatus(): Record<string, boolean> {
     const out: Record<string, boolean> = {};
-    for (const f of this.opts.config.forwards) out[f.spec] = this.session?.isBound(f.spec) === true;
+    for (const f of this.forwards) out[f.spec] = this.session?.isBound(f.spec) === true;
     return out;
   }
 
@@ -196,7 +236,7 @@ export class Supervisor extends EventEmitter {
       return { kind: 'ended', reason: 'stopped' };
     }
     const session = new SshSession({
-      config: c, sock, client: this.createClient(), metrics, log, clock: this.clock,
+      config: { ...c, forwards: this.forwards }, sock, client: this.createClient(), metrics, log, clock: this.clock,
       handlers: this.handlers, bindLog: this.bindLog,
       onReady: () => {
         if (this.sessions++ > 0) metrics.reconnects.inc();
