@@ -8,7 +8,7 @@ import net from 'node:net';
 import { listen, systemClock, type Clock, type Logger, type TimerHandle } from '@camrelay/common';
 import { FrameRing, mulberry32, paddingSegments } from './frames';
 
-import { DEFAULTS, MODES, type Mode } from './config';
+import { DEFAULTS, MODES, parseHostPort, type Mode } from './config';
 
 export { MODES, type Mode };
 /** What one connection gets (flaky picks one of these per connection). */
@@ -47,6 +47,13 @@ export interface FakeCameraOptions {
   hangMs?: number;
   /** In flaky mode, how long a `refused` fault keeps the listener closed. */
   refusedMs?: number;
+  /**
+   * Push mode (the seed's Option 3): `host:port` to connect to, one JPEG per connection, again and
+   * again, instead of listening. undefined = listen.
+   */
+  pushTo?: string;
+  /** Push mode: the wait after the target refused or was unreachable. */
+  pushRetryMs?: number;
   /** A client that does not take the frame within this many ms is cut. */
   writeTimeoutMs?: number;
   /** Pre-built frames (tests share one to save encoding time). */
@@ -79,7 +86,9 @@ export const NOT_JPEG_BYTES = Buffer.concat([Buffer.from('NOT A JPEG: camrelay-f
 
 export class FakeCamera {
   readonly name = 'fake-camera';
-  private readonly opts: Required<Omit<FakeCameraOptions, 'ring' | 'log' | 'mode' | 'port' | 'clock'>>;
+  private readonly opts: Required<Omit<FakeCameraOptions, 'ring' | 'log' | 'mode' | 'port' | 'clock' | 'pushTo'>>;
+  private readonly pushTo: { host: string; port: number } | undefined;
+  private pushing: Promise<void> | undefined;
   private ringInstance: FrameRing | undefined;
   private readonly log: Logger | undefined;
   private modeValue: Mode;
@@ -116,6 +125,7 @@ export class FakeCamera {
       faultRate: opts.faultRate ?? d.faultRate,
       hangMs: opts.hangMs ?? d.hangMs,
       refusedMs: opts.refusedMs ?? d.refusedMs,
+      pushRetryMs: opts.pushRetryMs ?? d.pushRetryMs,
       // not a setting of the daemon: only tests shorten it
       writeTimeoutMs: opts.writeTimeoutMs ?? 10_000,
     };
@@ -125,6 +135,9 @@ export class FakeCamera {
     this.boundPort = opts.port ?? d.port;
     this.random = mulberry32(this.opts.seed);
     this.clock = opts.clock ?? systemClock;
+    const target = opts.pushTo === undefined ? undefined : parseHostPort(opts.pushTo);
+    if (opts.pushTo !== undefined && !target) throw new Error(`pushTo ${JSON.stringify(opts.pushTo)} is not host:port`);
+    this.pushTo = target;
   }
 
   /** The real port (valid after start(); kept while the listener is closed in `refused`). */
@@ -165,6 +178,10 @@ export class FakeCamera {
     if (this.started) return;
     this.started = true;
     void this.ring; // encode the frames before accepting anyone
+    if (this.pushTo) {
+      this.pushing = this.pushLoop(this.pushTo);
+      return;
+    }
     if (this.modeValue === 'refused') {
       // Nothing listens, but reserve a real port number when 0 was asked so `ok` can open it later.
       if (this.boundPort === 0) {
@@ -182,6 +199,7 @@ export class FakeCamera {
     this.abort.abort();
     this.clock.clearTimeout(this.reopenTimer);
     await this.closeListener();
+    await this.pushing;
   }
 
   /** Switches the fault mode. `refused` closes the listener; leaving it reopens on the same port. */
@@ -191,15 +209,63 @@ export class FakeCamera {
     this.modeValue = mode;
     this.clock.clearTimeout(this.reopenTimer);
     if (prev !== mode) this.log?.info({ from: prev, to: mode }, 'mode changed');
-    if (!this.started || this.stopped) return;
+    if (!this.started || this.stopped || this.pushTo) return;
     if (mode === 'refused') await this.closeListener();
     else await this.openListener();
+  }
+
+  /**
+   * Push mode: connect out, serve that one connection like a client's (capture delay, link rate, the
+   * fault of the mode), close, and again. A target that refuses or cannot be reached is retried after
+   * pushRetryMs, logged once per outage. `refused` pushes nothing, like a camera that is off.
+   */
+  private async pushLoop(target: { host: string; port: number }): Promise<void> {
+    let failing = false;
+    while (!this.stopped) {
+      if (this.modeValue === 'refused') {
+        await this.sleep(this.opts.pushRetryMs);
+        continue;
+      }
+      const s = net.connect({ ...target, noDelay: true, allowHalfOpen: true });
+      const connected = await new Promise<boolean>((resolve) => {
+        const done = (ok: boolean) => {
+          this.abort.signal.removeEventListener('abort', aborted);
+          resolve(ok);
+        };
+        const aborted = () => done(false);
+        s.once('connect', () => done(true));
+        s.once('error', () => done(false));
+        this.abort.signal.addEventListener('abort', aborted, { once: true });
+      });
+      if (!connected) {
+        s.on('error', () => {});
+        s.destroy();
+        if (!failing && !this.stopped) this.log?.warn({ target: `${target.host}:${target.port}` }, 'push target unreachable; retrying');
+        failing = true;
+        await this.sleep(this.opts.pushRetryMs);
+        continue;
+      }
+      if (failing) this.log?.info({ target: `${target.host}:${target.port}` }, 'pushing again');
+      failing = false;
+      this.counters.connections++;
+      s.on('error', () => {});
+      s.resume();
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+      try {
+        await this.serve(s);
+      } catch (err) {
+        this.log?.warn({ err }, 'pushing a frame failed');
+      } finally {
+        if (!s.destroyed) s.destroy();
+      }
+    }
   }
 
   private openListener(): Promise<void> {
     // a failed earlier operation (e.g. the port was taken meanwhile) must not block later ones
     this.listenerOp = this.listenerOp.catch(() => undefined).then(async () => {
-      if (this.server || this.stopped) return;
+      if (this.server || this.stopped || this.pushTo) return;
       const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.onConnection(s));
       await listen(server, { port: this.boundPort, host: this.opts.host, backlog: 511 }, (err) => this.log?.error({ err }, 'camera listener error'));
       this.server = server;
@@ -272,6 +338,10 @@ export class FakeCamera {
     if (behaviour === 'refused') {
       // flaky only: the camera drops off the network for a moment.
       s.destroy();
+      if (this.pushTo) {
+        await this.sleep(this.opts.refusedMs);
+        return;
+      }
       await this.closeListener();
       this.reopenTimer = this.clock.setTimeout(() => {
         if (this.modeValue !== 'refused') void this.openListener().catch((err) => this.log?.error({ err }, 'could not reopen the camera port'));

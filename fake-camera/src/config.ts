@@ -25,6 +25,9 @@ export interface FakeCameraConfig {
   faultRate: number;
   hangMs: number;
   refusedMs: number;
+  /** push mode: where to send frames; undefined = listen on port */
+  pushTo: string | undefined;
+  pushRetryMs: number;
   /** undefined = no control endpoint. */
   controlPort: number | undefined;
   controlHost: string;
@@ -54,11 +57,25 @@ export const FAKE_CAMERA_SETTINGS = defineSettings({
     faultRate: { env: 'FAKE_CAMERA_FAULT_RATE', flag: 'fault-rate', metavar: 'F', kind: number({ min: 0, max: 1 }), default: 0.3, doc: 'flaky mode: fault probability per connection' },
     hangMs: { env: 'FAKE_CAMERA_HANG_MS', flag: 'hang-ms', metavar: 'N', kind: ms({ min: 0, max: 86_400_000 }), default: 0, unit: 'ms', doc: 'how long hang-* modes hold a connection; 0 = until the client closes' },
     refusedMs: { env: 'FAKE_CAMERA_REFUSED_MS', flag: 'refused-ms', metavar: 'N', kind: ms({ min: 0, max: 600_000 }), default: 1000, unit: 'ms', doc: "flaky 'refused' faults close the port this long" },
+    pushTo: {
+      env: 'FAKE_CAMERA_PUSH_TO', flag: 'push-to', metavar: 'HOST:PORT',
+      kind: string({ allowed: 'host:port, e.g. relay:1236', test: (s) => parseHostPort(s) !== undefined }),
+      doc: "push mode (the seed's Option 3): instead of listening, connect to HOST:PORT and send one JPEG per connection, one after the other (the fault modes apply per connection; `refused` pushes nothing); unset = listen on FAKE_CAMERA_PORT",
+    },
+    pushRetryMs: { env: 'FAKE_CAMERA_PUSH_RETRY_MS', flag: 'push-retry-ms', metavar: 'N', kind: ms({ min: 10, max: 600_000 }), default: 1000, unit: 'ms', doc: 'push mode: wait this long after the target refused or was unreachable' },
     controlPort: { env: 'FAKE_CAMERA_CONTROL_PORT', flag: 'control-port', metavar: 'N', kind: port(0), doc: 'HTTP control endpoint port, 0 = a free port; unset = off. Keep it on a private network' },
     controlHost: { env: 'FAKE_CAMERA_CONTROL_HOST', flag: 'control-host', metavar: 'ADDR', kind: string(), default: '127.0.0.1', doc: 'control endpoint address' },
     logLevel: { env: 'LOG_LEVEL', flag: 'log-level', metavar: 'L', kind: logLevel(), default: 'info', doc: 'log level' },
   },
 });
+
+/** `host:port` (`[v6]:port`) -> its parts; undefined when it is not one. */
+export function parseHostPort(s: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(s.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  return port >= 1 && port <= 65535 ? { host: m[1] ?? m[2], port } : undefined;
+}
 
 /** The declared defaults; the FakeCamera constructor uses them for options it is not given. */
 export const DEFAULTS = FAKE_CAMERA_SETTINGS.defaults();

@@ -27,8 +27,7 @@ async function main(): Promise<void> {
   await group.start(services);
   log.info(
     {
-      port: camera.port,
-      host: cfg.host,
+      ...(cfg.pushTo !== undefined ? { pushTo: cfg.pushTo } : { port: camera.port, host: cfg.host }),
       mode: camera.mode,
       ...(control ? { controlPort: control.port } : {}),
       captureMs: cfg.captureMs,
@@ -37,7 +36,7 @@ async function main(): Promise<void> {
       height: cfg.height,
       frameBytes: camera.ring.averageBytes,
     },
-    'listening',
+    cfg.pushTo !== undefined ? 'pushing' : 'listening',
   );
 }
 
