@@ -24,7 +24,7 @@ COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 JEST := node_modules/.bin/jest
 REPORTS := reports
 
-.PHONY: help install build lint test test-unit test-promtool test-compose bench keys up-home up-vps demo down logs ps clean
+.PHONY: help install build lint test test-unit test-promtool test-compose bench keys up-home up-vps demo stack-config reload down logs ps clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -75,38 +75,63 @@ keys: ## generate the tunnel client key pair and the sshd host key into ./secret
 # Compose interpolates the WHOLE file whatever the profile, so every command needs both required values
 # (docker-compose.yml: SSH_HOST_KEY for the agent, GRAFANA_ADMIN_PASSWORD for Grafana). Each side gets a
 # placeholder for the one that only the other side uses; the services that would read it are not started.
-# Project name (prefix of containers, volumes, networks): the environment's or the command line's, else
-# COMPOSE_PROJECT_NAME from .env (the last such line; `export`, quotes and trailing blanks stripped, as
-# Compose reads it), else camrelay. It must be exported: Compose would otherwise name the project after
-# the directory, and an exported value beats .env for Compose, so .env has to be read here.
+# A value from .env (the last such line; `export`, quotes and trailing blanks stripped, as Compose reads
+# it), unless the environment or the command line sets it.
 ENV_FILE ?= .env
-ifeq ($(origin COMPOSE_PROJECT_NAME),undefined)
-COMPOSE_PROJECT_NAME := $(shell [ -f '$(ENV_FILE)' ] && sed -n -E \
-  "s/^[[:space:]]*(export[[:space:]]+)?COMPOSE_PROJECT_NAME[[:space:]]*=[[:space:]]*//; T; s/[[:space:]]+$$//; s/^\"(.*)\"$$/\1/; s/^'(.*)'$$/\1/; p" \
+env_file_value = $(shell [ -f '$(ENV_FILE)' ] && sed -n -E \
+  "s/^[[:space:]]*(export[[:space:]]+)?$(1)[[:space:]]*=[[:space:]]*//; T; s/[[:space:]]+$$//; s/^\"(.*)\"$$/\1/; s/^'(.*)'$$/\1/; p" \
   '$(ENV_FILE)' | tail -n 1)
+# Project name (prefix of containers, volumes, networks): else camrelay. It must be exported: Compose
+# would otherwise name the project after the directory, and an exported value beats .env for Compose,
+# so .env has to be read here.
+ifeq ($(origin COMPOSE_PROJECT_NAME),undefined)
+COMPOSE_PROJECT_NAME := $(call env_file_value,COMPOSE_PROJECT_NAME)
 endif
 COMPOSE_PROJECT_NAME := $(or $(COMPOSE_PROJECT_NAME),camrelay)
 export COMPOSE_PROJECT_NAME
 NOT_GRAFANA := GRAFANA_ADMIN_PASSWORD="$${GRAFANA_ADMIN_PASSWORD:-unused-by-this-command}"
 NOT_AGENT := SSH_HOST_KEY="$${SSH_HOST_KEY:-unused-by-this-command}"
 
-up-home: ## start the home stack (tunnel-agent)
-	$(NOT_GRAFANA) $(COMPOSE) --profile home up -d --build
+# The camera list on this machine (docs/cameras.md): CAMERAS_FILE from the environment or .env. With it,
+# scripts/stack-config.sh checks it and writes .camrelay/compose.yml (every camera's ports, forwards and
+# permitted tunnel ports), and compose runs docker-compose.yml + that file; without it,
+# docker-compose.yml + compose/single-camera.yml (one camera, as in the seed).
+ifeq ($(origin CAMERAS_FILE),undefined)
+CAMERAS_FILE := $(call env_file_value,CAMERAS_FILE)
+endif
+export CAMERAS_FILE
+STACK_FILES := docker-compose.yml:$(if $(strip $(CAMERAS_FILE)),.camrelay/compose.yml,compose/single-camera.yml)
+STACK := COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=$(STACK_FILES) $(COMPOSE)
+BASE := COMPOSE_FILE=docker-compose.yml $(COMPOSE)
+TAG := $(or $(CAMRELAY_TAG),$(call env_file_value,CAMRELAY_TAG),local)
 
-up-vps: ## start the VPS stack (tunnel-server, relay, prometheus, grafana)
-	$(NOT_AGENT) $(COMPOSE) --profile vps up -d --build
+up-home: ## start the home stack (tunnel-agent; forwards from CAMERAS_FILE when set)
+	$(NOT_GRAFANA) $(BASE) --profile home build
+	$(ROOT)scripts/stack-config.sh --image camrelay/tunnel-agent:$(TAG)
+	$(NOT_GRAFANA) $(STACK) --profile home up -d
 
-demo: ## everything on one machine with a fake camera
+up-vps: ## start the VPS stack (tunnel-server, relay, prometheus, grafana; cameras from CAMERAS_FILE when set)
+	$(NOT_AGENT) $(BASE) --profile vps build
+	$(ROOT)scripts/stack-config.sh --image camrelay/relay:$(TAG)
+	$(NOT_AGENT) $(STACK) --profile vps up -d
+
+demo: ## everything on one machine: three fake cameras (demo/cameras.yml) through one tunnel
 	scripts/demo.sh
 
+stack-config: ## check CAMERAS_FILE and write .camrelay/compose.yml (what up-home/up-vps/reload use)
+	$(ROOT)scripts/stack-config.sh $(if $(wildcard $(ROOT)common/dist/stack-cli.js),,--image camrelay/relay:$(TAG))
+
+reload: ## re-read CAMERAS_FILE without a restart: check it, re-publish ports if they changed, SIGHUP relay and agent
+	$(ROOT)scripts/stack-reload.sh
+
 down: ## stop every profile's containers
-	$(NOT_GRAFANA) $(NOT_AGENT) $(COMPOSE) --profile home --profile vps --profile demo down
+	$(NOT_GRAFANA) $(NOT_AGENT) $(BASE) --profile home --profile vps --profile demo down
 
 logs: ## follow logs
-	$(NOT_GRAFANA) $(NOT_AGENT) $(COMPOSE) --profile home --profile vps --profile demo logs -f --tail=100
+	$(NOT_GRAFANA) $(NOT_AGENT) $(BASE) --profile home --profile vps --profile demo logs -f --tail=100
 
 ps: ## list containers
-	$(NOT_GRAFANA) $(NOT_AGENT) $(COMPOSE) --profile home --profile vps --profile demo ps
+	$(NOT_GRAFANA) $(NOT_AGENT) $(BASE) --profile home --profile vps --profile demo ps
 
 clean: ## remove build output and reports
 	npm run clean; rm -rf $(REPORTS)

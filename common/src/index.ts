@@ -8,3 +8,4 @@ export * from './jpeg';
 export * from './listen';
 export * from './settings';
 export * from './cameras';
+export * from './stack';
