@@ -45,38 +45,58 @@ no_pull=${CAMRELAY_NO_PULL:-0}
 if [[ $(docker image inspect -f '{{index .Config.Labels "org.camrelay.standin"}}' node:24-trixie-slim 2>/dev/null) == true ]]; then
   no_pull=1 # base images are local stand-ins: this machine has no registry
 fi
-services=(tunnel-server relay prometheus grafana fake-camera tunnel-agent-demo)
+services=(tunnel-server relay prometheus grafana fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
 grafana_image=$("${COMPOSE[@]}" --profile demo config 2>/dev/null | sed -n 's/^[[:space:]]*image:[[:space:]]*\(grafana\/grafana:.*\)$/\1/p' | head -1)
 if ! docker image inspect "$grafana_image" >/dev/null 2>&1; then
   if [[ $no_pull == 1 ]] || ! docker pull -q "$grafana_image" >/dev/null 2>&1; then
-    services=(tunnel-server relay prometheus fake-camera tunnel-agent-demo)
+    services=(tunnel-server relay prometheus fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
     log "WITHOUT GRAFANA: image $grafana_image is not available (no registry). Everything else runs."
   fi
 fi
 
-log "building and starting: ${services[*]}"
-"${COMPOSE[@]}" --profile demo up -d --build "${services[@]}"
+# The demo's camera list: front (healthy) and garden (flaky) pulled through ONE tunnel, printer pushing.
+# scripts/stack-config.sh turns it into .camrelay/compose.yml (ports, forwards, permitted tunnel ports),
+# checked in the relay image just built, exactly as `make up-vps` does with your own list.
+export CAMERAS_FILE=demo/cameras.yml
+log "building: ${services[*]}"
+COMPOSE_FILE=docker-compose.yml "${COMPOSE[@]}" --profile demo build
+scripts/stack-config.sh --image "camrelay/relay:${CAMRELAY_TAG:-local}"
+export COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=docker-compose.yml:.camrelay/compose.yml
+log "starting: ${services[*]}"
+"${COMPOSE[@]}" --profile demo up -d "${services[@]}"
 
 http_port=${RELAY_HTTP_PORT:-$(env_file_value RELAY_HTTP_PORT)}; http_port=${http_port:-8081}
-raw_port=${RELAY_RAW_PORT:-$(env_file_value RELAY_RAW_PORT)}; raw_port=${raw_port:-8080}
 grafana_port=${GRAFANA_PORT:-$(env_file_value GRAFANA_PORT)}; grafana_port=${grafana_port:-3000}
-for _ in $(seq 1 60); do
-  if node -e "fetch('http://127.0.0.1:$http_port/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" 2>/dev/null; then
+# An HTTP status line with bash alone (no curl or node needed on the host).
+http_status() { # path
+  local line
+  exec 3<>"/dev/tcp/127.0.0.1/$http_port" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" >&3
+  IFS= read -r -t 5 line <&3 || line=
+  exec 3<&- 3>&-
+  [[ $line == *" 200 "* ]]
+}
+# The front camera is healthy: its snapshot answers once the tunnel is up (the flaky garden camera
+# makes the relay-wide /readyz come and go, which is what it is for).
+for _ in $(seq 1 90); do
+  if http_status /cam/front/snapshot.jpg 2>/dev/null; then
     ready=1
     break
   fi
   sleep 1
 done
 if [[ -z ${ready:-} ]]; then
-  log "the relay is not ready after 60 s; see: make logs"
+  log "the relay serves no frame of the front camera after 90 s; see: make logs"
   exit 1
 fi
 cat <<EOF
 
-camrelay demo is up (fake camera -> tunnel-agent -> ssh -R -> tunnel-server -> relay):
-  one frame        nc localhost $raw_port > frame.jpg
-  viewer           http://localhost:$http_port/
-  snapshot, MJPEG  http://localhost:$http_port/snapshot.jpg   http://localhost:$http_port/stream.mjpg
+camrelay demo is up: three fake cameras (demo/cameras.yml) -> ONE tunnel / push -> relay:
+  overview         http://localhost:$http_port/
+  one camera       http://localhost:$http_port/cam/front/   (also garden: flaky, printer: pushing)
+  one frame        nc localhost 8080 < /dev/null > front.jpg     (garden 8082, printer 8083)
+  snapshot, MJPEG  http://localhost:$http_port/cam/front/snapshot.jpg   http://localhost:$http_port/cam/front/stream.mjpg
+  reload the list  edit demo/cameras.yml, then: CAMERAS_FILE=demo/cameras.yml make reload
 EOF
 if [[ " ${services[*]} " == *" grafana "* ]]; then
   echo "  Grafana          http://127.0.0.1:$grafana_port/  (user admin, $pw_hint)"

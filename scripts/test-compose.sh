@@ -38,7 +38,11 @@ export CAMRELAY_TEST_DIR
 CAMRELAY_TEST_DIR=$(mktemp -d /tmp/camrelay-compose.XXXXXX)
 chmod 755 "$CAMRELAY_TEST_DIR"
 export COMPOSE_PROJECT_NAME="camrelay-test-$$"
-export COMPOSE_FILE="$ROOT/docker-compose.yml:$ROOT/test/compose/docker-compose.test.yml"
+# The demo's camera list, copied so the test can edit it (make reload), put into the stack exactly as
+# `make demo` does (scripts/stack-config.sh), every camera port on a host port Docker picks.
+export STACK_DIR="$CAMRELAY_TEST_DIR/stack" STACK_ANY_HOST_PORT=1 CAMERAS_FILE="$CAMRELAY_TEST_DIR/cameras.yml"
+cp demo/cameras.yml "$CAMERAS_FILE"
+export COMPOSE_FILE="$ROOT/docker-compose.yml:$STACK_DIR/compose.yml:$ROOT/test/compose/docker-compose.test.yml"
 export COMPOSE_PATH_SEPARATOR=:
 : >"$CAMRELAY_TEST_DIR/empty.env"
 
@@ -83,7 +87,7 @@ chmod -R a+rX "$CAMRELAY_TEST_DIR/prometheus"
 
 export GRAFANA_ADMIN_PASSWORD
 GRAFANA_ADMIN_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-export RELAY_BIND=127.0.0.1 RELAY_RAW_PORT=0 RELAY_HTTP_PORT=0
+export RELAY_BIND=127.0.0.1 RELAY_HTTP_PORT=0
 export SSH_BIND=127.0.0.1 SSH_PUBLISH_PORT=0
 export GRAFANA_BIND=127.0.0.1 GRAFANA_PORT=0
 export SSH_KEEPALIVE_INTERVAL_MS=2000 SSH_KEEPALIVE_COUNT_MAX=2 RECONNECT_MAX_MS=5000
@@ -91,8 +95,10 @@ export SSHD_CLIENT_ALIVE_INTERVAL=2 SSHD_CLIENT_ALIVE_COUNT_MAX=2
 export SNAPSHOT_CRON='*/5 * * * * *' SNAPSHOT_KEEP=20
 export LOG_LEVEL=info
 
+scripts/stack-config.sh --out-dir "$STACK_DIR" --any-host-port || { report_failure "scripts/stack-config.sh (the demo camera list)"; exit 1; }
+
 GRAFANA_IMAGE=$(compose config 2>/dev/null | sed -n 's/^[[:space:]]*image:[[:space:]]*\(grafana\/grafana:.*\)$/\1/p' | head -1)
-SERVICES=(tunnel-server relay prometheus fake-camera tunnel-agent-demo)
+SERVICES=(tunnel-server relay prometheus fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
 if [[ -n $GRAFANA_IMAGE ]] && docker image inspect "$GRAFANA_IMAGE" >/dev/null 2>&1; then
   SERVICES+=(grafana)
   export CAMRELAY_TEST_GRAFANA=1
@@ -108,7 +114,7 @@ export CAMRELAY_TEST_SERVICES="${SERVICES[*]}"
 
 # ---- build and start
 log "project $COMPOSE_PROJECT_NAME: building images"
-if ! compose build tunnel-server relay fake-camera tunnel-agent-demo >"$CAMRELAY_TEST_DIR/build.log" 2>&1; then
+if ! compose build tunnel-server relay fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo >"$CAMRELAY_TEST_DIR/build.log" 2>&1; then
   tail -40 "$CAMRELAY_TEST_DIR/build.log" >&2
   report_failure "compose build"
   exit 1

@@ -71,7 +71,7 @@ export const FAKE_CAMERA_SETTINGS = defineSettings({
 
 /** `host:port` (`[v6]:port`) -> its parts; undefined when it is not one. */
 export function parseHostPort(s: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(s.trim());
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(s.trim());
   if (!m) return undefined;
   const port = Number(m[3]);
   return port >= 1 && port <= 65535 ? { host: m[1] ?? m[2], port } : undefined;

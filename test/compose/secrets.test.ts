@@ -101,8 +101,9 @@ const logs = async (n: string) => {
 
 /** uid:gid of every process in the container, from the host's view (`docker top`). */
 async function processUsers(n: string): Promise<string[]> {
-  const out = await docker('top', n, '-eo', 'pid,uid,gid');
-  return out.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/).slice(1).join(':'));
+  // Docker runs the image's HEALTHCHECK (`node -e fetch(.../healthz)`) as root through exec: not ours.
+  const out = await docker('top', n, '-eo', 'pid,uid,gid,args');
+  return out.trim().split('\n').slice(1).filter((l) => !l.includes('/healthz')).map((l) => l.trim().split(/\s+/).slice(1, 3).join(':'));
 }
 
 /** Uid, Gid, CapEff, CapBnd and NoNewPrivs of PID 1 (the daemon itself after the exec chain). */

@@ -4,9 +4,12 @@
  * wrapper $CAMRELAY_TEST_DIR/compose) and removes it afterwards; this file only observes and injects
  * faults. The tests run in order and share the stack: later ones rely on earlier ones' state.
  *
- * Reaching containers: published ports on 127.0.0.1 (raw 8080, HTTP 8081, SSH, Grafana), and the
- * containers' own addresses on the project's bridge networks for what is deliberately NOT published
- * (Prometheus :9090, relay metrics :9100, agent metrics :9101).
+ * The demo's camera list (demo/cameras.yml, copied to $CAMERAS_FILE): front (healthy) and garden
+ * (flaky) pulled through ONE tunnel, printer pushing to its ingest port.
+ *
+ * Reaching containers: published ports on 127.0.0.1 (raw 8080/8082/8083, ingest 1236, HTTP 8081, SSH,
+ * Grafana), and the containers' own addresses on the project's bridge networks for what is
+ * deliberately NOT published (Prometheus :9090, relay metrics :9100, agent metrics :9101).
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -83,6 +86,8 @@ interface Inspect {
 }
 
 const ids = new Map<string, string>();
+/** After a reload that may have recreated containers. */
+const forgetContainers = () => ids.clear();
 async function cid(service: string): Promise<string> {
   const known = ids.get(service);
   if (known) return known;
@@ -107,6 +112,7 @@ async function ipOn(service: string, network: 'home' | 'vps'): Promise<string> {
 
 /** Host port that Docker picked for a published container port (bound to 127.0.0.1 by the test). */
 async function published(service: string, containerPort: number): Promise<number> {
+  ids.delete(service); // a reload may have recreated it
   const b = (await inspect(service)).NetworkSettings.Ports[`${containerPort}/tcp`];
   if (!b || b.length === 0) throw new Error(`${service}:${containerPort} is not published`);
   return Number(b[0].HostPort);
@@ -217,9 +223,11 @@ async function promQuery(expr: string): Promise<{ metric: Record<string, string>
   return body.data.result;
 }
 
-/** The fake camera's own counters, read inside its container (its control port is container-local). */
-async function cameraStats(): Promise<{ lastSeq: number; listening: boolean }> {
-  const out = await docker('exec', await cid('fake-camera'), 'node', '-e',
+type FakeCameraService = 'fake-camera' | 'fake-camera-flaky' | 'fake-camera-push';
+
+/** A fake camera's own counters, read inside its container (its control port is container-local). */
+async function cameraStats(service: FakeCameraService = 'fake-camera'): Promise<{ lastSeq: number; listening: boolean }> {
+  const out = await docker('exec', await cid(service), 'node', '-e',
     "fetch('http://127.0.0.1:9102/stats').then(r=>r.text()).then(t=>process.stdout.write(t))");
   return JSON.parse(out) as { lastSeq: number; listening: boolean };
 }
@@ -255,33 +263,54 @@ function viewerLoad(): () => Promise<void> {
   };
 }
 
-async function setCameraMode(mode: string): Promise<void> {
-  const out = await docker('exec', await cid('fake-camera'), 'node', '-e',
+async function setCameraMode(mode: string, service: FakeCameraService = 'fake-camera'): Promise<void> {
+  const out = await docker('exec', await cid(service), 'node', '-e',
     `fetch('http://127.0.0.1:9102/mode?m=${mode}',{method:'POST'}).then(r=>{process.stdout.write(String(r.status));process.exit(r.ok?0:1)},()=>process.exit(1))`);
   expect(out).toBe('200');
 }
 
+/** raw ports of the demo cameras (front 8080, garden 8082, printer 8083 in the container) */
 let rawPort = 0;
+let gardenPort = 0;
+let printerPort = 0;
 let httpPort = 0;
 
+async function readPorts(): Promise<void> {
+  rawPort = await published('relay', 8080);
+  gardenPort = await published('relay', 8082);
+  printerPort = await published('relay', 8083);
+  httpPort = await published('relay', 8081);
+}
+
 /** Frames flow end to end: two raw fetches give whole camera JPEGs with rising sequence numbers above `after`. */
-async function framesFlow(after: number, timeoutMs: number): Promise<number> {
-  return waitFor(`frames after seq ${after} on the raw port`, timeoutMs, async () => {
-    const a = cameraFrame(await rawFetch(rawPort), 'raw');
+async function framesFlow(after: number, timeoutMs: number, port = rawPort): Promise<number> {
+  return waitFor(`frames after seq ${after} on raw port ${port}`, timeoutMs, async () => {
+    const a = cameraFrame(await rawFetch(port), 'raw');
     if (a <= after) return false;
     await sleep(300);
-    const b = cameraFrame(await rawFetch(rawPort), 'raw');
+    const b = cameraFrame(await rawFetch(port), 'raw');
     return b > a ? b : false;
   });
+}
+
+/** One camera's entry of /readyz (the relay is ready when every camera is; garden is flaky on purpose). */
+async function cameraReady(name: string): Promise<boolean> {
+  const r = await http(httpPort, '/readyz');
+  const body = JSON.parse(r.body.toString()) as { cameras?: { name: string; ready: boolean }[] };
+  return body.cameras?.find((c) => c.name === name)?.ready === true;
+}
+
+/** Sum of a relay counter's series for one camera. */
+async function relayCount(name: string, camera: string): Promise<number> {
+  let n = 0;
+  for (const [k, v] of await scrape('relay')) if (k.startsWith(`${name}{`) && k.includes(`camera="${camera}"`)) n += v;
+  return n;
 }
 
 // ------------------------------------------------------------------ the checks
 
 describe(`compose demo stack (project ${PROJECT})`, () => {
-  beforeAll(async () => {
-    rawPort = await published('relay', 8080);
-    httpPort = await published('relay', 8081);
-  });
+  beforeAll(readPorts);
 
   test('every started service is running and healthy', async () => {
     expect(SERVICES.length).toBeGreaterThanOrEqual(5);
@@ -313,7 +342,30 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     expect(page.status).toBe(200);
     expect(page.type).toMatch(/^text\/html/);
     expect((await http(httpPort, '/healthz')).status).toBe(200);
-    expect((await http(httpPort, '/readyz')).status).toBe(200);
+    await waitFor('the front camera ready in /readyz', 30_000, () => cameraReady('front'));
+  });
+
+  test('three cameras through one tunnel and one relay: each on its own raw port and /cam/<name>/, listed by /status.json', async () => {
+    const status = JSON.parse((await http(httpPort, '/status.json')).body.toString()) as { cameras: { name: string }[] };
+    expect(status.cameras.map((c) => c.name)).toEqual(['front', 'garden', 'printer']);
+    // printer pushes (Option 3) through its published ingest port's container side; its frames are its own
+    const p = await framesFlow(0, 60_000, printerPort);
+    expect(p).toBeLessThanOrEqual((await cameraStats('fake-camera-push')).lastSeq);
+    const snap = await http(httpPort, '/cam/printer/snapshot.jpg');
+    expect(snap.status).toBe(200);
+    cameraFrame(snap.body, 'printer snapshot');
+    // garden is flaky: whole frames or nothing, and some whole ones
+    const g = await waitFor('a whole garden frame', 60_000, async () => {
+      const buf = await rawFetch(gardenPort);
+      return buf.length > 0 ? cameraFrame(buf, 'garden raw') : false;
+    });
+    expect(g).toBeLessThanOrEqual((await cameraStats('fake-camera-flaky')).lastSeq);
+    expect((await http(httpPort, '/cam/garden/')).status).toBe(200);
+    // ONE tunnel: the agent reports one forward per pulled camera plus its metrics forward, all bound
+    const agent = await scrape('tunnel-agent-demo');
+    const bound = [...agent].filter(([k]) => k.startsWith('tunnel_agent_forward_bound{'));
+    expect(bound.map(([k, v]) => `${/camera="([^"]*)"/.exec(k)?.[1]}=${v}`).sort()).toEqual(['=1', 'front=1', 'garden=1']);
+    expect(await metric('tunnel-agent-demo', 'tunnel_agent_reconnects_total')).toBe(0);
   });
 
   test('MJPEG stream delivers successive whole camera frames', async () => {
@@ -342,11 +394,16 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     // The agent's target is the tunnel end on the tunnel-server, not the agent container itself.
     const agent = await promQuery('up{job="tunnel-agent"}');
     expect(agent[0].metric.instance).toBe('tunnel-server:9101');
-    await waitFor('tunnel_agent_up and relay_camera_up scraped as 1', 30_000, async () => {
-      const r = await promQuery('tunnel_agent_up == 1 or relay_camera_up == 1');
-      return r.length === 2;
+    await waitFor('tunnel_agent_up and the front and printer cameras scraped as up', 30_000, async () => {
+      const r = await promQuery('tunnel_agent_up == 1 or relay_camera_up{camera=~"front|printer"} == 1');
+      return r.length === 3;
     });
-    expect(Number((await promQuery('relay_frames_total'))[0].value[1])).toBeGreaterThan(0);
+    // every camera of the list has its series, labelled with its name; the agent's forwards too
+    const frames = await promQuery('relay_frames_total');
+    expect(frames.map((x) => x.metric.camera).sort()).toEqual(['front', 'garden', 'printer']);
+    expect(Number(frames.find((x) => x.metric.camera === 'front')?.value[1])).toBeGreaterThan(0);
+    const fw = await promQuery('tunnel_agent_forward_bound{camera!=""}');
+    expect(fw.map((x) => x.metric.camera).sort()).toEqual(['front', 'garden']);
   });
 
   test('every Grafana dashboard panel query returns data from the live Prometheus', async () => {
@@ -385,7 +442,7 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
 
   test('only the intended ports are published, all on 127.0.0.1 here', async () => {
     const all = (await compose('ps', '-q')).split('\n').filter(Boolean);
-    const expected = new Set(['tunnel-server 2222/tcp', 'relay 8080/tcp', 'relay 8081/tcp', ...(GRAFANA ? ['grafana 3000/tcp'] : [])]);
+    const expected = new Set(['tunnel-server 2222/tcp', 'relay 8080/tcp', 'relay 8081/tcp', 'relay 8082/tcp', 'relay 8083/tcp', 'relay 1236/tcp', ...(GRAFANA ? ['grafana 3000/tcp'] : [])]);
     const seen = new Set<string>();
     for (const id of all) {
       const c = (JSON.parse(await docker('inspect', id)) as Inspect[])[0];
@@ -402,10 +459,12 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
   test('containers run as non-root with read-only root filesystems', async () => {
     // The Node images start as root only for their entrypoint (it copies /run/secrets for uid 1000);
     // every process left running is the daemon as uid 1000 (test/compose/secrets.test.ts has the rest).
-    for (const s of ['relay', 'tunnel-agent-demo', 'fake-camera']) {
+    for (const s of ['relay', 'tunnel-agent-demo', 'fake-camera', 'fake-camera-push']) {
       const c = await inspect(s);
       expect(`${s} ${c.HostConfig.ReadonlyRootfs}`).toBe(`${s} true`);
-      const procs = (await docker('top', c.Id, '-eo', 'pid,uid,gid')).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/).slice(1).join(':'));
+      // (the HEALTHCHECK's `node -e fetch(.../healthz)` runs as root through docker exec: not ours)
+      const procs = (await docker('top', c.Id, '-eo', 'pid,uid,gid,args')).trim().split('\n').slice(1)
+        .filter((l) => !l.includes('/healthz')).map((l) => l.trim().split(/\s+/).slice(1, 3).join(':'));
       expect(`${s} ${procs.join(' ')}`).toBe(`${s} 1000:1000`);
     }
     const prom = await inspect('prometheus');
@@ -446,30 +505,42 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     expect(w.stdout).toBe('');
   });
 
-  test('a flaky camera behind the tunnel: clients get whole frames or nothing, and the errors are counted', async () => {
-    const errors = async () => {
-      let n = 0;
-      for (const [k, v] of await scrape('relay')) if (k.startsWith('relay_fetch_errors_total')) n += v;
-      return n;
-    };
-    const before = await errors();
-    await setCameraMode('flaky');
+  test('a flaky camera beside healthy ones: its clients get whole frames or nothing, its errors are counted, the others never notice', async () => {
+    const gardenErrors = await relayCount('relay_fetch_errors_total', 'garden');
+    const frontErrors = await relayCount('relay_fetch_errors_total', 'front');
+    const printerFrames = await relayCount('relay_frames_total', 'printer');
     let whole = 0;
-    try {
-      const until = Date.now() + 10_000;
-      while (Date.now() < until) {
-        const buf = await rawFetch(rawPort);
-        if (buf.length > 0) {
-          cameraFrame(buf, 'raw fetch from a flaky camera'); // never a partial or foreign frame
-          whole++;
-        }
-        await sleep(100);
+    let front = 0;
+    const until = Date.now() + 10_000;
+    while (Date.now() < until) {
+      const [g, f] = await Promise.all([rawFetch(gardenPort), rawFetch(rawPort)]);
+      if (g.length > 0) {
+        cameraFrame(g, 'raw fetch from the flaky camera'); // never a partial or foreign frame
+        whole++;
       }
-      await waitFor('relay_fetch_errors_total to grow', 30_000, async () => (await errors()) > before);
-    } finally {
-      await setCameraMode('ok');
+      cameraFrame(f, 'front, beside the flaky camera');
+      front++;
+      await sleep(100);
     }
+    await waitFor('garden fetch errors to grow', 30_000, async () => (await relayCount('relay_fetch_errors_total', 'garden')) > gardenErrors);
     expect(whole).toBeGreaterThan(0);
+    expect(front).toBeGreaterThan(20);
+    expect(await relayCount('relay_fetch_errors_total', 'front')).toBe(frontErrors);
+    expect(await relayCount('relay_frames_total', 'printer')).toBeGreaterThan(printerFrames);
+  });
+
+  test('a camera that hangs leaves the others serving at their rate', async () => {
+    await setCameraMode('hang-accept', 'fake-camera-flaky');
+    try {
+      await waitFor('garden down', 30_000, async () => (await metric('relay', 'relay_camera_up{camera="garden"}')) === 0);
+      const before = cameraFrame(await rawFetch(rawPort), 'front');
+      const parts = await mjpegParts(httpPort, 5); // /stream.mjpg = the first camera, front
+      const seqs = parts.map((x, i) => cameraFrame(x, `front mjpeg ${i}`));
+      expect(seqs[seqs.length - 1]).toBeGreaterThan(before);
+      await framesFlow(0, 30_000, printerPort);
+    } finally {
+      await setCameraMode('flaky', 'fake-camera-flaky');
+    }
   });
 
   test('fault: tunnel-server restarted -> the agent reconnects and frames flow again', async () => {
@@ -511,18 +582,18 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     await framesFlow(before, 60_000);
   });
 
-  test('fault: camera stopped -> relay_camera_up 0 and /readyz fails; started -> recovers', async () => {
+  test('fault: camera stopped -> relay_camera_up 0 and front not ready; started -> recovers', async () => {
     const cam = await cid('fake-camera');
     await docker('stop', '-t', '5', cam);
     try {
-      await waitFor('relay_camera_up == 0', 30_000, async () => (await metric('relay', 'relay_camera_up{camera="default"}')) === 0);
-      await waitFor('/readyz to fail', 30_000, async () => (await http(httpPort, '/readyz')).status === 503);
+      await waitFor('relay_camera_up == 0', 30_000, async () => (await metric('relay', 'relay_camera_up{camera="front"}')) === 0);
+      await waitFor('/readyz to fail for front', 30_000, async () => (await http(httpPort, '/readyz')).status === 503 && !(await cameraReady('front')));
       expect((await http(httpPort, '/healthz')).status).toBe(200); // alive, just not ready
     } finally {
       await docker('start', cam);
     }
-    await waitFor('relay_camera_up == 1', 60_000, async () => (await metric('relay', 'relay_camera_up{camera="default"}')) === 1);
-    await waitFor('/readyz to pass', 30_000, async () => (await http(httpPort, '/readyz')).status === 200);
+    await waitFor('relay_camera_up == 1', 60_000, async () => (await metric('relay', 'relay_camera_up{camera="front"}')) === 1);
+    await waitFor('front ready again in /readyz', 30_000, () => cameraReady('front'));
     // The restarted camera counts from 0 again: any two rising frames prove the path is whole again.
     await framesFlow(0, 30_000);
     await waitFor('fake-camera healthy again', 60_000, async () => (await inspect('fake-camera')).State.Health?.Status === 'healthy');
@@ -542,5 +613,108 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     expect(noPin.code).not.toBe(0);
     expect(noPin.stderr).toMatch(/SSH_HOST_KEY/);
     expect((await run(wrapper, ['config', '-q'])).code).toBe(0);
+  });
+});
+
+// ------------------------------------------------------------------ make reload
+
+/** An MJPEG viewer that counts whole parts until stop(); `ended` is set if the stream ends or breaks. */
+function mjpegViewer(port: number, pathname: string): { parts: () => number; ended: () => boolean; stop: () => void } {
+  const ctrl = new AbortController();
+  let parts = 0;
+  let ended = false;
+  void (async () => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}${pathname}`, { signal: ctrl.signal });
+      const reader = res.body!.getReader();
+      let text = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += Buffer.from(value).toString('latin1');
+        const n = text.split(/content-length:/i).length - 1;
+        if (n > 0) {
+          parts += n;
+          text = text.slice(text.toLowerCase().lastIndexOf('content-length:') + 15);
+        }
+      }
+    } catch {
+      /* aborted or cut */
+    }
+    ended = true;
+  })();
+  return { parts: () => parts, ended: () => ended && !ctrl.signal.aborted, stop: () => ctrl.abort() };
+}
+
+describe('make reload (scripts/stack-reload.sh): the camera list edited on the running stack', () => {
+  const list = process.env.CAMERAS_FILE ?? '';
+  const original = list ? fs.readFileSync(list, 'utf8') : '';
+  const reload = () => run(path.join(ROOT, 'scripts/stack-reload.sh'), [], { env: { ...process.env, COMPOSE: path.join(TEST_DIR, 'compose') }, timeoutMs: 240_000 });
+  const relayId = async () => (await compose('ps', '-q', 'relay')).trim();
+  const porch = '  porch:\n    lan: fake-camera:1234\n    raw_port: 8084\n';
+
+  beforeAll(() => {
+    if (!list) throw new Error('CAMERAS_FILE (the test copy of demo/cameras.yml) is not set: run through scripts/test-compose.sh');
+  });
+
+  test('a changed setting: nothing recreated, the relay and agent re-read the list, a viewer of another camera stays connected', async () => {
+    const id = await relayId();
+    const ok = await metric('relay', 'relay_config_reloads_total{result="ok"}');
+    const viewer = mjpegViewer(httpPort, '/cam/front/stream.mjpg');
+    try {
+      await waitFor('front viewer receiving', 30_000, async () => viewer.parts() >= 3);
+      fs.writeFileSync(list, original.replace('    raw_port: 8082\n', '    raw_port: 8082\n    max_fps: 2\n'));
+      const r = await reload();
+      if (r.code !== 0) throw new Error(`reload exited ${r.code}: ${r.stderr}`);
+      expect(r.stderr).toMatch(/SIGHUP sent to relay/);
+      expect(r.stderr).toMatch(/SIGHUP sent to tunnel-agent-demo/);
+      expect(await relayId()).toBe(id);
+      await waitFor('the relay applied the list', 30_000, async () => (await metric('relay', 'relay_config_reloads_total{result="ok"}')) > ok);
+      expect(await metric('relay', 'relay_target_fps{camera="garden"}')).toBeLessThanOrEqual(2);
+      expect(await metric('tunnel-agent-demo', 'tunnel_agent_config_reloads_total{result="ok"}')).toBeGreaterThanOrEqual(1);
+      const n = viewer.parts();
+      await waitFor('front viewer still receiving after the reload', 30_000, async () => viewer.parts() > n + 3);
+      expect(viewer.ended()).toBe(false);
+    } finally {
+      viewer.stop();
+    }
+  });
+
+  test('a camera added: its port published, its forward bound through the same tunnel, its frames flow', async () => {
+    fs.writeFileSync(list, original + porch);
+    const r = await reload();
+    if (r.code !== 0) throw new Error(`reload exited ${r.code}: ${r.stderr}`);
+    expect(r.stderr).toMatch(/ports changed/);
+    forgetContainers();
+    await readPorts();
+    const porchPort = await published('relay', 8084);
+    await framesFlow(0, 90_000, porchPort);
+    await waitFor('the agent forwarding for porch', 60_000, async () =>
+      [...(await scrape('tunnel-agent-demo'))].some(([k, v]) => k.startsWith('tunnel_agent_forward_bound{') && k.includes('camera="porch"') && v === 1));
+    const env = (await docker('inspect', '-f', '{{json .Config.Env}}', await cid('tunnel-server'))).trim();
+    expect(env).toMatch(/TUNNEL_PERMIT_LISTEN_PORTS=18080,18082,18084,9101/);
+    await framesFlow(0, 60_000, rawPort); // and front again, through the same tunnel
+  });
+
+  test('an invalid list is refused with its key path; the running stack is left as it was', async () => {
+    const id = await relayId();
+    fs.writeFileSync(list, original.replace('raw_port: 8082', 'raw_port: 80808') + porch);
+    const r = await reload();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cameras\.garden\.raw_port: 80808 is not a port \(1-65535\)/);
+    expect(r.stderr).not.toMatch(/SIGHUP sent/);
+    expect(await relayId()).toBe(id);
+    await framesFlow(0, 30_000, await published('relay', 8084));
+  });
+
+  test('a camera removed: its port and series go, the others keep serving', async () => {
+    fs.writeFileSync(list, original);
+    const r = await reload();
+    if (r.code !== 0) throw new Error(`reload exited ${r.code}: ${r.stderr}`);
+    forgetContainers();
+    await readPorts();
+    await expect(published('relay', 8084)).rejects.toThrow(/not published/);
+    await framesFlow(0, 60_000, rawPort);
+    await waitFor('porch series gone', 30_000, async () => ![...(await scrape('relay')).keys()].some((k) => k.includes('camera="porch"')));
   });
 });
