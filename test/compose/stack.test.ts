@@ -374,16 +374,19 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]);
   });
 
-  test('the snapshot archive writes whole JPEG files into its volume', async () => {
-    const files = await waitFor('a snapshot in /var/lib/camrelay/snapshots', 30_000, async () => {
-      const out = (await docker('exec', await cid('relay'), 'ls', '/var/lib/camrelay/snapshots')).split('\n').filter((f) => f.endsWith('.jpg'));
+  test('the snapshot archive writes whole JPEG files into its volume, one directory per camera', async () => {
+    const dir = '/var/lib/camrelay/snapshots';
+    const files = await waitFor(`a snapshot in ${dir}/front`, 30_000, async () => {
+      const out = (await docker('exec', await cid('relay'), 'ls', `${dir}/front`)).split('\n').filter((f) => f.endsWith('.jpg'));
       return out.length > 0 ? out : false;
     });
     const jpeg = Buffer.from(
-      await docker('exec', await cid('relay'), 'node', '-e', `process.stdout.write(require('fs').readFileSync('/var/lib/camrelay/snapshots/${files[0]}').toString('base64'))`),
+      await docker('exec', await cid('relay'), 'node', '-e', `process.stdout.write(require('fs').readFileSync('${dir}/front/${files[0]}').toString('base64'))`),
       'base64',
     );
-    cameraFrame(jpeg, `archived ${files[0]}`);
+    cameraFrame(jpeg, `archived front/${files[0]}`);
+    const dirs = (await docker('exec', await cid('relay'), 'ls', dir)).split('\n').filter(Boolean).sort();
+    expect(dirs).toEqual(['front', 'garden', 'printer']);
   });
 
   test('Prometheus scrapes the relay AND the tunnel-agent through the tunnel', async () => {
