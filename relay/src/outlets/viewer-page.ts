@@ -21,9 +21,6 @@
  * a reverse proxy under a path prefix. The Content-Security-Policy allows nothing but same-origin loads.
  */
 
-/** Tooltip of a "frozen" badge: what it means and what to do. */
-export const FROZEN_TITLE = 'the camera keeps sending the very same frame: it has probably locked up (power-cycle it)';
-
 export const VIEWER_CSP =
   "default-src 'none'; img-src 'self' blob:; script-src 'self'; style-src 'self'; connect-src 'self'; " +
   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -121,7 +118,7 @@ export const VIEWER_JS = `'use strict';
   var retryTimer = null;
   var blobUrl = null;
   var relayDown = false;
-  var FROZEN_TITLE = ${JSON.stringify(FROZEN_TITLE)};
+  var FROZEN_TITLE = 'the camera keeps sending the very same frame: it has probably locked up (power-cycle it)'; // the frozen badge's tooltip
 
   function url(path, extra) {
     var q = new URLSearchParams(extra || {});
@@ -283,7 +280,7 @@ export const OVERVIEW_JS = `'use strict';
   /** camera name -> its tile */
   var tiles = {};
   var n = 0;
-  var FROZEN_TITLE = ${JSON.stringify(FROZEN_TITLE)};
+  var FROZEN_TITLE = 'the camera keeps sending the very same frame: it has probably locked up (power-cycle it)'; // the frozen badge's tooltip
 
   // after signing in (?login=1 answered with the credentials), keep a clean address
   if (params.has('login')) {
