@@ -60,7 +60,7 @@ describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromi
       // the MJPEG request is aborted when the page closes; anything else is a problem
       if (!r.url().includes('stream.mjpg')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
     });
-  });
+  }, 30_000); // encoding the frames and opening a page take seconds on a loaded machine
 
   afterEach(async () => {
     clearInterval(feed);
