@@ -42,7 +42,7 @@ const GRID_COLUMNS = 24;
  * them: a dashboard with a `camera` variable must filter every selector of these by camera=~"$camera".
  */
 const PER_CAMERA_METRICS = new RegExp(
-  '^(?:relay_(?:camera_up|frames_total|fetch_errors_total|fetch_duration_seconds(?:_bucket|_sum|_count)?|frame_bytes(?:_bucket|_sum|_count)?' +
+  '^(?:relay_(?:camera_(?:up|frozen)|frames_total|fetch_errors_total|fetch_duration_seconds(?:_bucket|_sum|_count)?|frame_bytes(?:_bucket|_sum|_count)?' +
     '|frame_age_seconds|frames_served_total|bytes_sent_total|frames_dropped_total|delivery_latency_seconds(?:_bucket|_sum|_count)?' +
     '|stale_frames_discarded_total|target_fps|source_paused|archive_[a-z_]+)' +
     '|instance:relay_[a-z_]+:[a-z0-9_]+' +

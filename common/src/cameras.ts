@@ -37,7 +37,7 @@ export const CAMERA_LIST_KEYS = ['lan', 'tunnel_port', 'public'] as const;
  */
 export const CAMERA_SETTING_KEYS: readonly string[] = [
   'mode', 'host', 'port', 'connect_timeout_ms', 'idle_timeout_ms', 'deadline_ms', 'frame_max_bytes', 'retry_base_ms',
-  'retry_max_ms', 'max_fps', 'idle_fps', 'stale_after_idle_ms', 'ingest_port', 'ingest_allow_cidrs', 'push_up_window_ms',
+  'retry_max_ms', 'max_fps', 'idle_fps', 'stale_after_idle_ms', 'frozen_after_ms', 'ingest_port', 'ingest_allow_cidrs', 'push_up_window_ms',
   'raw_port', 'max_frame_age_ms', 'snapshot_cron', 'snapshot_keep', 'snapshot_max_age_hours', 'snapshot_max_frame_age_ms',
 ];
 

@@ -1,6 +1,6 @@
 /**
  * One declaration per setting. A daemon lists its settings once (env name, optional flag, optional
- * camera-list key, default, kind with its range, unit, doc, old names) in a SettingsTable; from that
+ * camera-list key, default, kind with its range, unit, doc, old or equivalent names) in a SettingsTable; from that
  * table come:
  *   - parsing and validation of the environment and of the command line (node:util parseArgs, strict;
  *     a flag overrides its variable and an error in its value names the flag),
@@ -148,12 +148,19 @@ function cidrDetail(text: string): string {
   }
 }
 
-/** An old name of a setting that keeps working; `scale` converts its unit (seconds -> ms: 1000). */
+/**
+ * Another name of a setting; `scale` converts its unit (seconds -> ms: 1000). By default an OLD name
+ * that keeps working with a deprecation warning. `equivalent: true` makes it a documented second
+ * spelling instead (a name an issue or a seed script uses, e.g. `_S` beside the `_MS` variable): read
+ * the same way, but no warning, and listed as an equivalent rather than an old name.
+ */
 export interface Alias {
   readonly env: string;
   readonly scale?: number;
-  /** Unit of the old name, for messages and docs ("seconds"). */
+  /** Unit of the other name, for messages and docs ("seconds"). */
   readonly unit?: string;
+  /** A documented equivalent, not deprecated: no warning when used. */
+  readonly equivalent?: boolean;
 }
 
 export interface Setting<T> {
@@ -354,9 +361,11 @@ export class SettingsTable<S extends Record<string, AnySetting>> {
       const old = trimmed(env[a.env]);
       if (old === undefined) continue;
       if (direct !== undefined) {
-        throw new ConfigError(a.env, old, `only one of ${a.env} (the old name${a.unit ? `, in ${a.unit}` : ''}) and ${s.env}: remove ${a.env}`);
+        const what = a.equivalent ? `the same setting${a.unit ? ` in ${a.unit}` : ''}` : `the old name${a.unit ? `, in ${a.unit}` : ''}`;
+        throw new ConfigError(a.env, old, `only one of ${a.env} (${what}) and ${s.env}: remove ${a.env}`);
       }
       const value = this.parseAlias(s, a, old);
+      if (a.equivalent) return { value, source: { name: a.env, raw: old } };
       return {
         value,
         source: { name: a.env, raw: old },
@@ -460,7 +469,11 @@ export class SettingsTable<S extends Record<string, AnySetting>> {
         lines.push(`  ${s.env}${s.flag ? ` (--${s.flag}${s.metavar ? ` ${s.metavar}` : ''})` : ''} [${def}]`);
         lines.push(`      ${s.doc}${s.unit ? ` (${s.unit})` : ''}; ${s.kind.allowed}`);
         if (s.kind.secret) lines.push(`      ${s.env}_FILE: read it from this file instead (Docker secrets)`);
-        for (const a of s.aliases ?? []) lines.push(`      old name ${a.env}${a.unit ? ` (in ${a.unit})` : ''} still works, with a warning`);
+        for (const a of s.aliases ?? []) {
+          lines.push(a.equivalent
+            ? `      or ${a.env}${a.unit ? `, the same in ${a.unit}` : ''} (not both)`
+            : `      old name ${a.env}${a.unit ? ` (in ${a.unit})` : ''} still works, with a warning`);
+        }
       }
     }
     lines.push('  --help, -h: this text');
@@ -480,10 +493,18 @@ export class SettingsTable<S extends Record<string, AnySetting>> {
       }
     }
     const aliases = this.entries().flatMap(([, s]) => (s.aliases ?? []).map((a) => ({ a, s })));
-    if (aliases.length) {
+    const conversion = (a: Alias) => (a.scale ? `${a.unit ?? 'old unit'} × ${a.scale}` : 'same value');
+    const equivalents = aliases.filter(({ a }) => a.equivalent);
+    if (equivalents.length) {
+      out.push('', 'Equivalent names (read like the variable, in their own unit, without a warning; setting both is an error):', '');
+      out.push('| Name | Same as | Conversion |', '|---|---|---|');
+      for (const { a, s } of equivalents) out.push(`| \`${a.env}\` | \`${s.env}\` | ${conversion(a)} |`);
+    }
+    const old = aliases.filter(({ a }) => !a.equivalent);
+    if (old.length) {
       out.push('', 'Old names (still read, with one warning line at start-up; setting both the old and the new name is an error):', '');
       out.push('| Old name | New name | Conversion |', '|---|---|---|');
-      for (const { a, s } of aliases) out.push(`| \`${a.env}\` | \`${s.env}\` | ${a.scale ? `${a.unit ?? 'old unit'} × ${a.scale}` : 'same value'} |`);
+      for (const { a, s } of old) out.push(`| \`${a.env}\` | \`${s.env}\` | ${conversion(a)} |`);
     }
     return out.join('\n') + '\n';
   }

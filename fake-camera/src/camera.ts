@@ -11,8 +11,9 @@ import { FrameRing, mulberry32, paddingSegments } from './frames';
 import { DEFAULTS, MODES, parseHostPort, type Mode } from './config';
 
 export { MODES, type Mode };
-/** What one connection gets (flaky picks one of these per connection). */
+/** What one connection gets (flaky picks one of FAULTS or ok per connection). */
 export type Behaviour = Exclude<Mode, 'flaky'>;
+/** The per-connection faults flaky picks from; `frozen` is a lasting state of the camera, not one of them. */
 export const FAULTS: readonly Behaviour[] = ['truncated', 'not-jpeg', 'empty', 'reset', 'hang-accept', 'hang-mid', 'oversize', 'refused'];
 
 export function isMode(m: string): m is Mode {
@@ -102,6 +103,8 @@ export class FakeCamera {
   private abort = new AbortController();
   private readonly random: () => number;
   private oversizePad: Buffer | undefined;
+  /** the frame a `frozen` camera repeats, byte for byte; a new one each time the mode is entered */
+  private frozenFrame: Buffer | undefined;
   private reopenTimer: TimerHandle | undefined;
   private readonly clock: Clock;
   /** Serialises listener open/close so mode switches never race. */
@@ -207,6 +210,7 @@ export class FakeCamera {
     if (!isMode(mode)) throw new Error(`unknown mode ${JSON.stringify(mode)}: expected one of ${MODES.join(', ')}`);
     const prev = this.modeValue;
     this.modeValue = mode;
+    if (mode !== prev) this.frozenFrame = undefined;
     this.clock.clearTimeout(this.reopenTimer);
     if (prev !== mode) this.log?.info({ from: prev, to: mode }, 'mode changed');
     if (!this.started || this.stopped || this.pushTo) return;
@@ -354,6 +358,12 @@ export class FakeCamera {
     }
     await this.sleep(this.opts.captureMs);
     if (s.destroyed) return;
+    if (behaviour === 'frozen') {
+      // a locked-up ESP32-CAM: the frame it froze on, the very same bytes on every connection
+      this.frozenFrame ??= this.ring.next().data;
+      if (await this.send(s, this.frozenFrame)) await this.finish(s);
+      return;
+    }
     const { data } = this.ring.next();
     switch (behaviour) {
       case 'ok':

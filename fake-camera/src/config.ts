@@ -6,7 +6,7 @@
  */
 import { defineSettings, Env, int, LogLevel, logLevel, ms, number, oneOf, port, string } from '@camrelay/common';
 
-export const MODES = ['ok', 'truncated', 'not-jpeg', 'empty', 'reset', 'hang-accept', 'hang-mid', 'oversize', 'refused', 'flaky'] as const;
+export const MODES = ['ok', 'truncated', 'not-jpeg', 'empty', 'reset', 'hang-accept', 'hang-mid', 'oversize', 'refused', 'frozen', 'flaky'] as const;
 export type Mode = (typeof MODES)[number];
 
 export interface FakeCameraConfig {

@@ -1,6 +1,6 @@
 /**
- * One camera's runtime inside the relay: its source (pull or push), frame store, raw TCP outlet,
- * archive, metrics view and HTTP view (MJPEG streamer, snapshot handler). Cameras share nothing but
+ * One camera's runtime inside the relay: its source (pull or push), frame store, frozen-camera
+ * detector, raw TCP outlet, archive, metrics view and HTTP view (MJPEG streamer, snapshot handler). Cameras share nothing but
  * the process, the client limiter, the HTTP port and the registry: each has its own timers,
  * back-off, sockets and viewers, and no camera awaits another, so a camera that hangs, refuses,
  * sends garbage or backs off cannot slow the others. The constructor does no I/O; start() binds
@@ -10,6 +10,7 @@ import type { Logger } from '@camrelay/common';
 import { Archive } from './archive';
 import type { CameraConfig, ClientConfig } from './config';
 import { FrameStore } from './frame-store';
+import { FrozenDetector } from './frozen-detector';
 import type { CameraMetrics, RelayMetrics } from './metrics';
 import { ClientLimiter, HttpCamera, RawOutlet } from './outlets';
 import type { SourceStatus as OutletSourceStatus } from './outlets';
@@ -45,6 +46,8 @@ export class CameraRuntime {
   readonly store = new FrameStore();
   readonly metrics: CameraMetrics;
   readonly source: Source;
+  /** watches the published frames for a camera that repeats the same one (CAMERA_FROZEN_AFTER_MS) */
+  readonly frozen: FrozenDetector;
   readonly raw: RawOutlet;
   readonly archive: Archive;
   readonly http: HttpCamera;
@@ -59,6 +62,10 @@ export class CameraRuntime {
     const log = this.log;
     this.metrics = opts.metrics.camera(c.name, () => store.ageMs() / 1000);
     const metrics = this.metrics;
+    const frozen = new FrozenDetector({ afterMs: c.frozenAfterMs, gauge: metrics.cameraFrozen, log: log.child({ module: 'frozen-detector' }) });
+    this.frozen = frozen;
+    // the store and this listener live and die with this runtime: nothing to remove on stop()
+    store.on('frame', (f) => frozen.observe(f));
     this.source =
       c.source.mode === 'push'
         ? new PushSource({ ingest: c.ingest, limits: c.source, store, metrics, log: log.child({ module: 'push-source' }) })
@@ -99,6 +106,7 @@ export class CameraRuntime {
     return {
       ...rest,
       cameraUp: cameraUp ?? false,
+      frozen: this.frozen.frozen,
       lastError: lastError ? `${lastError.reason}: ${lastError.message}` : undefined,
       lastErrorReason: lastError?.reason ?? null,
       lastErrorAt: lastError?.at ?? null,

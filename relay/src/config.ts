@@ -82,6 +82,8 @@ export interface CameraConfig {
   rawPort: number;
   /** MAX_FRAME_AGE_MS for this camera's outlets */
   maxFrameAgeMs: number;
+  /** CAMERA_FROZEN_AFTER_MS: byte-identical frames for longer than this = frozen; 0 = off */
+  frozenAfterMs: number;
   archive: ArchiveConfig;
 }
 
@@ -136,6 +138,11 @@ export const RELAY_SETTINGS = defineSettings({
     maxFps: { env: 'MAX_FPS', kind: number({ min: 0, max: 1000 }), default: 25, unit: 'frames/s', yaml: 'max_fps', perCamera: true, doc: 'fetch rate cap while anyone watches; 0 = as fast as the camera' },
     idleFps: { env: 'IDLE_FPS', kind: number({ min: 0, max: 1000 }), default: 1, unit: 'frames/s', yaml: 'idle_fps', perCamera: true, doc: 'fetch rate while nobody watches, at most MAX_FPS; 0 = do not fetch while idle' },
     staleAfterIdleMs: { env: 'STALE_AFTER_IDLE_MS', kind: duration(0), default: 5000, unit: 'ms', yaml: 'stale_after_idle_ms', perCamera: true, doc: 'after a gap without frames longer than this, discard the first frame (ESP32 drivers hand out a buffered old one); 0 = off' },
+    frozenAfterMs: {
+      env: 'CAMERA_FROZEN_AFTER_MS', kind: duration(0), default: 60_000, unit: 'ms', yaml: 'frozen_after_ms', perCamera: true,
+      aliases: [{ env: 'CAMERA_FROZEN_AFTER_S', scale: 1000, unit: 'seconds', equivalent: true }],
+      doc: 'the camera counts as frozen (relay_camera_frozen 1, alert CameraFrozen) once its frames have stayed byte-identical for longer than this (an ESP32-CAM that locked up repeats one frame); its frames are still served; 0 = off',
+    },
 
     ingestHost: { env: 'INGEST_HOST', kind: string(), default: '0.0.0.0', group: 'Push mode (CAMERA_MODE=push): the camera connects to the relay', doc: 'push mode: listen address for the camera' },
     ingestPort: { env: 'INGEST_PORT', kind: port(0), default: 1234, yaml: 'ingest_port', perCamera: true, doc: 'push mode: listen port for the camera (0 = pick a free port)' },
@@ -242,6 +249,7 @@ function cameraOf(e: CameraEntry, global: RelaySettings): CameraConfig {
     ingest,
     rawPort: e.rawPort,
     maxFrameAgeMs: v.maxFrameAgeMs,
+    frozenAfterMs: v.frozenAfterMs,
     archive: archiveOf(v, joinDir(global.snapshotDir, e.name)),
   };
 }
@@ -313,7 +321,7 @@ function build(p: Parsed<typeof RELAY_SETTINGS.settings>): RelayConfig {
 
   const cameras: CameraConfig[] = list
     ? loadCameras(v.camerasFile as string, v)
-    : [{ name: v.cameraName, public: false, source, ingest, rawPort: clients.rawPort, maxFrameAgeMs: clients.maxFrameAgeMs, archive }];
+    : [{ name: v.cameraName, public: false, source, ingest, rawPort: clients.rawPort, maxFrameAgeMs: clients.maxFrameAgeMs, frozenAfterMs: v.frozenAfterMs, archive }];
   if (list) {
     // the relay-wide fields describe the first camera (readiness defaults, the start-up log line)
     const first = cameras[0];

@@ -203,6 +203,7 @@ export const ARCHIVE_ERROR_REASONS = ['no_frame', 'write', 'prune', 'timeout'] a
  */
 export interface CameraMetrics {
   readonly cameraUp: BoundGauge;
+  readonly cameraFrozen: BoundGauge;
   readonly frames: BoundCounter;
   readonly fetchErrors: BoundCounter<'reason'>;
   readonly fetchDuration: BoundHistogram;
@@ -244,6 +245,7 @@ export class RelayMetrics implements CameraMetrics {
   readonly registry = new Registry();
   readonly families: {
     cameraUp: Gauge<'camera'>;
+    cameraFrozen: Gauge<'camera'>;
     frames: Counter<'camera'>;
     fetchErrors: Counter<'camera' | 'reason'>;
     fetchDuration: Histogram<'camera'>;
@@ -280,6 +282,10 @@ export class RelayMetrics implements CameraMetrics {
     const camera = ['camera'] as const;
     const f = {
       cameraUp: new Gauge({ name: 'relay_camera_up', help: '1 when the last fetch from the camera succeeded', labelNames: camera, registers: [r] }),
+      cameraFrozen: new Gauge({
+        name: 'relay_camera_frozen', labelNames: camera, registers: [r],
+        help: '1 while the camera repeats the very same frame for longer than CAMERA_FROZEN_AFTER_MS (it locked up; it still counts as up), else 0; always 0 with the check off',
+      }),
       frames: new Counter({ name: 'relay_frames_total', help: 'Whole JPEG frames received from the camera and published', labelNames: camera, registers: [r] }),
       fetchErrors: new Counter({ name: 'relay_fetch_errors_total', help: 'Failed fetches from the camera by reason', labelNames: ['camera', 'reason'] as const, registers: [r] }),
       fetchDuration: new Histogram({
@@ -364,6 +370,7 @@ export class RelayMetrics implements CameraMetrics {
     const f = this.families;
     const view: CameraMetrics = {
       cameraUp: new BoundGauge(f.cameraUp, name),
+      cameraFrozen: new BoundGauge(f.cameraFrozen, name),
       frames: new BoundCounter(f.frames, name),
       fetchErrors: new BoundCounter<'reason'>(f.fetchErrors, name),
       fetchDuration: new BoundHistogram(f.fetchDuration, name),
@@ -386,6 +393,7 @@ export class RelayMetrics implements CameraMetrics {
     const entry = { view, frameAgeSeconds: frameAgeSeconds ?? (() => Infinity) };
     this.cams.set(name, entry);
     view.cameraUp.set(0);
+    view.cameraFrozen.set(0);
     view.frames.inc(0);
     for (const reason of FETCH_ERROR_REASONS) view.fetchErrors.inc({ reason }, 0);
     f.fetchDuration.zero({ camera: name });
@@ -417,7 +425,7 @@ export class RelayMetrics implements CameraMetrics {
     this.cams.delete(name);
     const f = this.families;
     const camera = { camera: name };
-    for (const g of [f.cameraUp, f.frames, f.fetchDuration, f.frameBytes, f.frameAge, f.framesDropped, f.staleFramesDiscarded,
+    for (const g of [f.cameraUp, f.cameraFrozen, f.frames, f.fetchDuration, f.frameBytes, f.frameAge, f.framesDropped, f.staleFramesDiscarded,
       f.fetchRate, f.sourcePaused, f.archiveSnapshots, f.archivePruned, f.archiveLastSuccess]) (g as Counter<'camera'>).remove(camera);
     for (const reason of FETCH_ERROR_REASONS) f.fetchErrors.remove({ camera: name, reason });
     for (const reason of ARCHIVE_ERROR_REASONS) f.archiveErrors.remove({ camera: name, reason });
@@ -435,6 +443,7 @@ export class RelayMetrics implements CameraMetrics {
 
   // The default camera's view (single-camera code paths and tests).
   get cameraUp(): BoundGauge { return this.def.cameraUp; }
+  get cameraFrozen(): BoundGauge { return this.def.cameraFrozen; }
   get frames(): BoundCounter { return this.def.frames; }
   get fetchErrors(): BoundCounter<'reason'> { return this.def.fetchErrors; }
   get fetchDuration(): BoundHistogram { return this.def.fetchDuration; }

@@ -98,6 +98,38 @@ describe('settings: parsing the environment', () => {
     expect(table().parse({ TIMEOUT_S: '', TIMEOUT_MS: '100' }).values.timeoutMs).toBe(100);
   });
 
+  test('an equivalent name (equivalent: true) is read the same way, converted, with no deprecation warning', () => {
+    const t = defineSettings({
+      program: 'eq',
+      section: 'eq',
+      usage: 'eq',
+      intro: 'Equivalent names.',
+      settings: {
+        frozenAfterMs: {
+          env: 'FROZEN_AFTER_MS', kind: ms({ min: 0, max: 86_400_000 }), default: 60_000, unit: 'ms',
+          aliases: [{ env: 'FROZEN_AFTER_S', scale: 1000, unit: 'seconds', equivalent: true }], doc: 'frozen after',
+        },
+      },
+    });
+    const p = t.parse({ FROZEN_AFTER_S: '90' });
+    expect(p.values.frozenAfterMs).toBe(90_000);
+    expect(p.warnings).toEqual([]);
+    expect(p.name('frozenAfterMs')).toBe('FROZEN_AFTER_S');
+    expect(t.parse({ FROZEN_AFTER_S: '0.5' }).values.frozenAfterMs).toBe(500);
+    expect(thrown(() => t.parse({ FROZEN_AFTER_S: 'x' })).message).toBe('invalid FROZEN_AFTER_S="x": expected a number of seconds from 0 to 86400');
+    const both = thrown(() => t.parse({ FROZEN_AFTER_S: '1', FROZEN_AFTER_MS: '1000' }));
+    expect(both.variable).toBe('FROZEN_AFTER_S');
+    expect(both.message).toBe('invalid FROZEN_AFTER_S="1": expected only one of FROZEN_AFTER_S (the same setting in seconds) and FROZEN_AFTER_MS: remove FROZEN_AFTER_S');
+    // documented as an equivalent, never as an old name
+    const md = t.markdown();
+    expect(md).toContain('Equivalent names');
+    expect(md).toContain('| `FROZEN_AFTER_S` | `FROZEN_AFTER_MS` | seconds × 1000 |');
+    expect(md).not.toContain('Old names');
+    const h = t.help();
+    expect(h).toContain('or FROZEN_AFTER_S, the same in seconds (not both)');
+    expect(h).not.toMatch(/deprecated|old name|with a warning/);
+  });
+
   test('cross-field errors name where the value came from and its text', () => {
     const t = table();
     const p = t.parse({ TIMEOUT_S: '2' }, { '--port': '99' });
@@ -197,6 +229,7 @@ describe('settings: help, docs and .env.example', () => {
     expect(md).toContain('| `MAX_FPS` |  | `max_fps` | `25` | frames/s | a number from 0 to 1000 | fetch rate cap. |');
     expect(md).toContain('| `COUNT` |  |  | `3` |  | an integer from 1 to 10 | a count. |');
     expect(md).toContain('| `TIMEOUT_S` | `TIMEOUT_MS` | seconds × 1000 |');
+    expect(md).not.toContain('Equivalent names');
     expect(md).toContain('| **Process** |');
   });
 

@@ -168,6 +168,28 @@ describe('FakeCamera fault modes', () => {
     expect(checkJpeg((await rawFetch(cam.port)).data).ok).toBe(true);
   });
 
+  test('frozen: every connection gets the very same whole JPEG; ok resumes new frames; frozen again freezes on a new one', async () => {
+    const cam = await startCamera();
+    const before = await rawFetch(cam.port);
+    await cam.setMode('frozen');
+    const frozen = [await rawFetch(cam.port), await rawFetch(cam.port), await rawFetch(cam.port)].map((r) => r.data);
+    expect(checkJpeg(frozen[0]).ok).toBe(true);
+    expect(frozen[1]).toEqual(frozen[0]);
+    expect(frozen[2]).toEqual(frozen[0]);
+    expect(frozen[0]).not.toEqual(before.data);
+    // a locked-up camera produces no new frames: the sequence stands still; each connection is a fault
+    expect(cam.stats).toMatchObject({ mode: 'frozen', lastSeq: 2, framesSent: 1, faultsInjected: 3, faultsByKind: { frozen: 3 } });
+
+    await cam.setMode('ok');
+    const after = [await rawFetch(cam.port), await rawFetch(cam.port)].map((r) => frameSeqOf(r.data));
+    expect(after).toEqual([3, 4]);
+
+    await cam.setMode('frozen');
+    const again = [await rawFetch(cam.port), await rawFetch(cam.port)].map((r) => r.data);
+    expect(frameSeqOf(again[0])).toBe(5);
+    expect(again[1]).toEqual(again[0]);
+  });
+
   test('flaky: a seeded mix of ok and faults, the same for the same seed', async () => {
     const run = async () => {
       const cam = await startCamera({ mode: 'flaky', seed: 7, faultRate: 0.5, hangMs: 30, refusedMs: 30, oversizeMb: 0.2 });
@@ -222,10 +244,14 @@ describe('ControlServer', () => {
 
       expect((await fetch(`${base}/mode?m=refused`, { method: 'PUT' })).status).toBe(200);
       expect((await rawFetch(cam.port)).error).toBeDefined();
+      expect((await fetch(`${base}/mode?m=frozen`, { method: 'POST' })).status).toBe(200);
+      const [f1, f2] = [await rawFetch(cam.port), await rawFetch(cam.port)];
+      expect(checkJpeg(f1.data).ok).toBe(true);
+      expect(f2.data).toEqual(f1.data);
       expect((await fetch(`${base}/mode?m=ok`, { method: 'POST' })).status).toBe(200);
       expect(checkJpeg((await rawFetch(cam.port)).data).ok).toBe(true);
       const after = (await (await fetch(`${base}/stats`)).json()) as Record<string, unknown>;
-      expect(after).toMatchObject({ mode: 'ok', framesSent: 2, faultsInjected: 1 });
+      expect(after).toMatchObject({ mode: 'ok', framesSent: 2, faultsInjected: 3, faultsByKind: { truncated: 1, frozen: 2 } });
       expect((await fetch(`${base}/nope`)).status).toBe(404);
     } finally {
       await control.stop();

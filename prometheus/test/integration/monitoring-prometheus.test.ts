@@ -200,7 +200,7 @@ describeWith('prometheus (Debian package `prometheus`)', findExecutable([PROMETH
       return;
     }
     expect(names).toHaveLength(1);
-    for (const m of ['relay_frames_total', 'relay_frame_age_seconds', 'relay_target_fps', 'relay_fetch_duration_seconds_count']) {
+    for (const m of ['relay_frames_total', 'relay_frame_age_seconds', 'relay_target_fps', 'relay_fetch_duration_seconds_count', 'relay_camera_frozen']) {
       const series = await query(`${m}{job="relay"}`);
       expect(series.length).toBeGreaterThan(0);
       expect(series.every((x) => x.metric.camera === names[0])).toBe(true);

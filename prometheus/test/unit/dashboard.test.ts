@@ -82,7 +82,7 @@ describe('dashboard grafana/dashboards/camrelay.json', () => {
     expect(v.definition).toBe(v.query.query);
   });
 
-  test('the top row is the overview: one stat per camera for up/down and for fps', () => {
+  test('the top row is the overview: one stat per camera for up/down, frozen and fps', () => {
     const groups = rowGroups(load().panels);
     const top = groups.find((g) => g.row !== null);
     expect(top?.row.gridPos.y).toBe(0);
@@ -91,8 +91,12 @@ describe('dashboard grafana/dashboards/camrelay.json', () => {
     const perCamera = (metric: string) => stats.find((p: Dashboard) => p.targets.some((t: { expr: string; legendFormat: string }) =>
       t.expr.includes(metric) && t.legendFormat.includes('{{camera}}') && !/\b(sum|max|min|avg)\((?!.*by \(camera\))/.test(t.expr)));
     expect(perCamera('relay_camera_up')).toBeDefined(); // up/down per camera
+    expect(perCamera('relay_camera_frozen')).toBeDefined(); // frozen per camera
     expect(perCamera('relay_frames_total')).toBeDefined(); // fps per camera
-    for (const p of [perCamera('relay_camera_up'), perCamera('relay_frames_total')]) expect(p.options.textMode).toBe('value_and_name');
+    for (const p of [perCamera('relay_camera_up'), perCamera('relay_camera_frozen'), perCamera('relay_frames_total')]) expect(p.options.textMode).toBe('value_and_name');
+    // frozen reads as words, not as 0/1
+    const frozen = perCamera('relay_camera_frozen').fieldConfig.defaults.mappings[0].options;
+    expect([frozen['0'].text, frozen['1'].text]).toEqual(['OK', 'FROZEN']);
   });
 
   test('a row repeated by $camera holds the per-camera panels, every query of them filtered to that camera', () => {
@@ -115,7 +119,7 @@ describe('dashboard grafana/dashboards/camrelay.json', () => {
 
   test('every metric the daemons define that an alert relies on is on the dashboard', () => {
     const text = fs.readFileSync(DEFAULT_DASHBOARD, 'utf8');
-    for (const m of ['relay_camera_up', 'relay_frame_age_seconds', 'relay_frames_total', 'relay_fetch_errors_total', 'relay_clients_rejected_total',
+    for (const m of ['relay_camera_up', 'relay_camera_frozen', 'relay_frame_age_seconds', 'relay_frames_total', 'relay_fetch_errors_total', 'relay_clients_rejected_total',
       'tunnel_agent_up', 'tunnel_agent_forward_bound', 'tunnel_agent_reconnects_total']) expect(text).toContain(m);
   });
 });

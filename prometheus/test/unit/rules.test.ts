@@ -39,7 +39,7 @@ function parsedAlert(name: string): AlertRule {
   return r;
 }
 /** Alerts about one camera: they fire per camera, with the `camera` label. */
-const PER_CAMERA = ['CameraDown', 'FramesStale', 'FrameRateLow', 'FetchErrorsRising', 'ArchiveFailing'];
+const PER_CAMERA = ['CameraDown', 'CameraFrozen', 'FramesStale', 'FrameRateLow', 'FetchErrorsRising', 'ArchiveFailing'];
 const docsText = fs.readFileSync(path.resolve(DIR, '..', 'docs', 'monitoring.md'), 'utf8');
 
 /** The promtool test cases (from "- name:" to the next) whose expectations name `alertname: <name>`. */
@@ -49,7 +49,7 @@ function testCasesOf(name: string): string[] {
 
 describe('alert rules', () => {
   test('the alerts the issue asks for all exist', () => {
-    for (const a of ['CameraDown', 'TunnelDown', 'ForwardNotBound', 'FrameRateLow', 'FramesStale', 'FetchErrorsRising', 'ClientRejections']) {
+    for (const a of ['CameraDown', 'CameraFrozen', 'TunnelDown', 'ForwardNotBound', 'FrameRateLow', 'FramesStale', 'FetchErrorsRising', 'ClientRejections']) {
       expect(ALERTS).toContain(a);
     }
   });

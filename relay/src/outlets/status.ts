@@ -1,5 +1,5 @@
 /**
- * What /status.json and /readyz report. Nothing secret and no client addresses: camera state,
+ * What /status.json and /readyz report. Nothing secret and no client addresses: camera state (up, frozen),
  * measured frame rate, the latest frame's seq/age/size, live clients by protocol, uptime.
  */
 import type { FrameStore } from '../frame-store';
@@ -7,6 +7,8 @@ import type { FrameStore } from '../frame-store';
 /** What main provides from the source (extra fields are passed through to /status.json). */
 export interface SourceStatus {
   cameraUp: boolean;
+  /** the camera repeats the very same frame (CAMERA_FROZEN_AFTER_MS); it is still up. Absent = false */
+  frozen?: boolean;
   mode: string;
   lastError?: string;
   /** the source's own idea of the rate; /status.json reports the rate measured at the store */
@@ -72,6 +74,7 @@ export function buildStatus(d: StatusDeps): Record<string, unknown> {
   return {
     ...src,
     cameraUp: src.cameraUp,
+    frozen: src.frozen === true,
     mode: src.mode,
     lastError: src.lastError ?? null,
     fps: d.fps(),

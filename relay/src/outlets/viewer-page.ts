@@ -7,11 +7,12 @@
  *   /viewer.js        the viewer: shows stream.mjpg in an <img> (falls back to polling snapshot.jpg
  *                     when the stream fails, retrying the stream every 15 s; `?mode=poll` forces
  *                     polling; `?fps=N` is passed on to the stream) and polls status.json every second
- *                     for frame rate, frame age and viewer count; when the relay was unreachable and
+ *                     for camera state (up, frozen or down), frame rate, frame age and viewer count;
+ *                     when the relay was unreachable and
  *                     answers again, the stream is reopened. Its requests are relative to the page, so
  *                     at /cam/<name>/ they go to /cam/<name>/stream.mjpg etc.
  *   /overview.js      the overview: polls status.json (`cameras: [...]`) every second; each tile
- *                     refreshes the camera's snapshot about once a second and shows up/down, frame age
+ *                     refreshes the camera's snapshot about once a second and shows up/frozen/down, frame age
  *                     and fps, and links to cam/<name>/. A "sign in" link (`?login=1`, which the relay
  *                     answers with a 401 challenge until the browser sends credentials) appears when
  *                     status.json says the visitor is not signed in, or lists no camera.
@@ -81,6 +82,7 @@ h1{font-size:18px;margin:0;font-weight:600;letter-spacing:.02em}
 .badge{font-size:12px;padding:2px 8px;border-radius:10px;background:#444}
 .badge.up{background:#1f6f3a;color:#fff}
 .badge.down{background:#8a1f1f;color:#fff}
+.badge.frozen{background:#1f4f8a;color:#fff}
 figure{margin:12px 0;background:#000;border-radius:6px;overflow:hidden;text-align:center}
 img#live{display:block;width:100%;height:auto;max-height:calc(100vh - 210px);min-height:120px;object-fit:contain;background:#000}
 figcaption{font-size:12px;color:#999;padding:4px 8px;text-align:left}
@@ -100,6 +102,7 @@ a{color:#9fc9ff}
 .tile .meta{display:flex;flex-wrap:wrap;align-items:center;gap:6px 10px;padding:6px 10px;font-size:13px;font-variant-numeric:tabular-nums}
 .tile .name{font-weight:600;font-size:15px;flex:1 0 100%}
 .tile .lock{font-size:11px;color:#999;border:1px solid #555;border-radius:8px;padding:0 6px}
+.tile.frozen{box-shadow:inset 0 0 0 2px #1f4f8a}
 `;
 
 export const VIEWER_JS = `'use strict';
@@ -115,6 +118,7 @@ export const VIEWER_JS = `'use strict';
   var retryTimer = null;
   var blobUrl = null;
   var relayDown = false;
+  var FROZEN_TITLE = 'the camera keeps sending the very same frame: it has probably locked up (power-cycle it)'; // the frozen badge's tooltip
 
   function url(path, extra) {
     var q = new URLSearchParams(extra || {});
@@ -209,10 +213,12 @@ export const VIEWER_JS = `'use strict';
           document.title = c.name + ' \\u00b7 camrelay';
         }
         var up = c.up !== undefined ? Boolean(c.up) : Boolean(c.cameraUp);
+        // frozen: up, but the camera repeats the very same frame (down says more, so down wins)
+        var frozen = up && c.frozen === true;
         var cam = document.getElementById('camera');
-        cam.textContent = up ? 'camera up' : 'camera down';
-        cam.className = 'badge ' + (up ? 'up' : 'down');
-        cam.title = c.lastError || '';
+        cam.textContent = frozen ? 'camera frozen' : up ? 'camera up' : 'camera down';
+        cam.className = 'badge ' + (frozen ? 'frozen' : up ? 'up' : 'down');
+        cam.title = frozen ? FROZEN_TITLE : c.lastError || '';
         var f = c.frame;
         text('fps', (Number(c.fps) || 0).toFixed(1) + ' fps');
         text('age', f ? fmtAge(ageOf(c)) : 'no frame');
@@ -274,6 +280,7 @@ export const OVERVIEW_JS = `'use strict';
   /** camera name -> its tile */
   var tiles = {};
   var n = 0;
+  var FROZEN_TITLE = 'the camera keeps sending the very same frame: it has probably locked up (power-cycle it)'; // the frozen badge's tooltip
 
   // after signing in (?login=1 answered with the credentials), keep a clean address
   if (params.has('login')) {
@@ -363,15 +370,18 @@ export const OVERVIEW_JS = `'use strict';
   function show(c) {
     var t = tiles[c.name] || (tiles[c.name] = makeTile(c.name));
     var up = c.up !== undefined ? Boolean(c.up) : Boolean(c.cameraUp);
-    t.state.textContent = up ? 'up' : 'down';
-    t.state.className = 'badge state ' + (up ? 'up' : 'down');
-    t.state.title = c.lastError || '';
+    var frozen = up && c.frozen === true; // up, but repeating one frame (down wins)
+    t.state.textContent = frozen ? 'frozen' : up ? 'up' : 'down';
+    t.state.className = 'badge state ' + (frozen ? 'frozen' : up ? 'up' : 'down');
+    t.state.title = frozen ? FROZEN_TITLE : c.lastError || '';
     var age = typeof c.frameAgeMs === 'number' ? c.frameAgeMs : c.frame ? c.frame.ageMs : undefined;
     t.age.textContent = c.frame === null ? 'no frame' : fmtAge(age);
     t.fps.textContent = (Number(c.fps) || 0).toFixed(1) + ' fps';
     t.lock.hidden = c.public !== false;
     t.el.classList.toggle('down', !up);
+    t.el.classList.toggle('frozen', frozen);
     t.up = up;
+    t.frozen = frozen;
     return t;
   }
 
@@ -379,10 +389,12 @@ export const OVERVIEW_JS = `'use strict';
     var cams = s && Array.isArray(s.cameras) ? s.cameras.filter(function (c) { return c && typeof c.name === 'string'; }) : [];
     var seen = {};
     var up = 0;
+    var frozen = 0;
     cams.forEach(function (c, i) {
       seen[c.name] = true;
       var t = show(c);
-      if (t.state.classList.contains('up')) up++;
+      if (t.up) up++;
+      if (t.frozen) frozen++;
       if (grid.children[i] !== t.el) grid.insertBefore(t.el, grid.children[i] || null);
     });
     Object.keys(tiles).forEach(function (name) {
@@ -391,8 +403,8 @@ export const OVERVIEW_JS = `'use strict';
         delete tiles[name];
       }
     });
-    summary.textContent = cams.length + (cams.length === 1 ? ' camera' : ' cameras') + ', ' + up + ' up';
-    summary.className = 'badge ' + (cams.length > 0 && up === cams.length ? 'up' : up === 0 ? 'down' : '');
+    summary.textContent = cams.length + (cams.length === 1 ? ' camera' : ' cameras') + ', ' + up + ' up' + (frozen ? ', ' + frozen + ' frozen' : '');
+    summary.className = 'badge ' + (cams.length > 0 && up === cams.length && frozen === 0 ? 'up' : up === 0 ? 'down' : '');
     empty.hidden = cams.length > 0;
     // the relay says authenticated: false when credentials are configured and the visitor sent none
     // (private cameras may be hidden); true when signed in or when no credentials are configured

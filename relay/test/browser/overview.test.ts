@@ -160,6 +160,33 @@ describeWith('chromium', CHROMIUM !== undefined, 'overview page against a stub r
     await page.close();
   }, 60_000);
 
+  test('a frozen camera (up, repeating one frame) shows "frozen" on its tile and in the summary, and "up" again when it thaws', async () => {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
+    const problems = watch(page);
+    const cams = () => status.cameras as Record<string, unknown>[];
+    status.cameras = cams().map((c) => (c.name === 'front' ? { ...c, frozen: true } : c.name === 'garden' ? { ...c, frozen: true } : c));
+    await page.goto(`${base}/`);
+    await page.waitForSelector(tile('printer'));
+    const state = (name: string) => page.locator(`${tile(name)} .state`);
+    await waitFor(async () => (await state('front').innerText()) === 'frozen', 5000, 'front frozen');
+    expect(await state('front').getAttribute('class')).toBe('badge state frozen');
+    expect(await state('front').getAttribute('title')).toMatch(/very same frame.*locked up/);
+    expect(await page.locator(tile('front')).getAttribute('class')).toBe('tile frozen');
+    // garden is down: down says more than frozen
+    expect(await state('garden').innerText()).toBe('down');
+    expect(await page.locator('#summary').innerText()).toBe('3 cameras, 2 up, 1 frozen');
+    expect(await page.locator('#summary').getAttribute('class')).toBe('badge ');
+    // a frozen camera is still up: its tile keeps refreshing the snapshot
+    await expectLiveTile(page, 'front');
+
+    status.cameras = cams().map((c) => (c.name === 'front' ? { ...c, frozen: false } : c));
+    await waitFor(async () => (await state('front').innerText()) === 'up', 5000, 'front thawed');
+    expect(await page.locator(tile('front')).getAttribute('class')).toBe('tile');
+    expect(await page.locator('#summary').innerText()).toBe('3 cameras, 2 up');
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   test('not signed in: the sign-in link appears and points at ?login=1; a ?token= is passed on to every request and link', async () => {
     status = { ...status, authenticated: false, cameras: (status.cameras as object[]).slice(0, 1) };
     const page = await browser.newPage();

@@ -9,6 +9,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { FrameRing } from '../../../fake-camera/src/frames';
 import { ROOT, describeWith, findExecutable, waitFor } from '../../../test-support';
 import { Rig, startRig } from '../integration/outlets-fixture';
+import type { SourceStatus } from '../../src/outlets';
 
 // What the page-side functions below use (the test tsconfig has no DOM lib). Functions, not strings:
 // a string predicate is eval'd in the page, which the viewer's Content-Security-Policy forbids.
@@ -28,6 +29,8 @@ describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromi
   let rig: Rig;
   let feed: NodeJS.Timeout | undefined;
   let page: Page;
+  /** what the rig's /status.json reports about the camera; tests change it in place */
+  let camera: SourceStatus;
   const problems: string[] = [];
 
   beforeAll(async () => {
@@ -43,7 +46,8 @@ describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromi
 
   beforeEach(async () => {
     problems.length = 0;
-    rig = await startRig({ viewerToken: TOKEN, status: { cameraUp: true, mode: 'pull' } });
+    camera = { cameraUp: true, mode: 'pull' };
+    rig = await startRig({ viewerToken: TOKEN, status: camera });
     const ring = new FrameRing({ width: 320, height: 240, ringSize: 8, quality: 70 });
     rig.store.publish(ring.next().data);
     feed = setInterval(() => rig.store.publish(ring.next().data), 1000 / FPS);
@@ -56,7 +60,7 @@ describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromi
       // the MJPEG request is aborted when the page closes; anything else is a problem
       if (!r.url().includes('stream.mjpg')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
     });
-  });
+  }, 30_000); // encoding the frames and opening a page take seconds on a loaded machine
 
   afterEach(async () => {
     clearInterval(feed);
@@ -128,6 +132,23 @@ describeWith('chromium', CHROMIUM !== undefined, 'viewer page in headless Chromi
     await expectLiveImage();
     expect(await statText('mode')).toBe('live MJPEG stream');
     problems.length = 0; // the failed polls while the relay was away are expected
+  }, 60_000);
+
+  test('a frozen camera: the badge says "camera frozen" (and why), down wins over it, "camera up" once it thaws', async () => {
+    await page.goto(`${rig.base}/?token=${TOKEN}`);
+    await expectLiveImage();
+    await waitFor(async () => (await statText('camera')) === 'camera up', 10_000, 'camera up');
+    camera.frozen = true;
+    await waitFor(async () => (await statText('camera')) === 'camera frozen', 10_000, 'camera frozen');
+    expect(await page.locator('#camera').getAttribute('class')).toBe('badge frozen');
+    expect(await page.locator('#camera').getAttribute('title')).toMatch(/very same frame.*locked up/);
+    camera.cameraUp = false; // down says more than frozen
+    await waitFor(async () => (await statText('camera')) === 'camera down', 10_000, 'camera down');
+    camera.cameraUp = true;
+    camera.frozen = false;
+    await waitFor(async () => (await statText('camera')) === 'camera up', 10_000, 'camera thawed');
+    expect(await page.locator('#camera').getAttribute('class')).toBe('badge up');
+    expect(problems).toEqual([]);
   }, 60_000);
 
   test('without the token the page itself is refused', async () => {

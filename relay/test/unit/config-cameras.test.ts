@@ -53,6 +53,7 @@ cameras:
     host: 127.0.0.1
     port: 5001
     raw_port: 8084
+    frozen_after_ms: 0
 `;
 
 describe('relay config: camera list', () => {
@@ -72,7 +73,7 @@ describe('relay config: camera list', () => {
   });
 
   test('entries in file order; per-camera keys override the global values; relay-side host/port', () => {
-    const c = cfg({ CAMERAS_FILE: file(LIST), CAMERA_HOST: 'tunnel-server', MAX_FPS: '20', SNAPSHOT_DIR: '/snap/', SNAPSHOT_KEEP: '100', HTTP_PORT: '8081' });
+    const c = cfg({ CAMERAS_FILE: file(LIST), CAMERA_HOST: 'tunnel-server', MAX_FPS: '20', SNAPSHOT_DIR: '/snap/', SNAPSHOT_KEEP: '100', HTTP_PORT: '8081', CAMERA_FROZEN_AFTER_MS: '30000' });
     expect(c.cameras.map((x) => x.name)).toEqual(['front', 'garden', 'printer', 'bench']);
     const [front, garden, printer, bench] = c.cameras;
     // behind the tunnel: CAMERA_HOST and the tunnel port (raw_port + 10000)
@@ -86,6 +87,9 @@ describe('relay config: camera list', () => {
     expect(printer.source.mode).toBe('push');
     expect(printer.ingest.port).toBe(1236);
     expect(bench.source).toMatchObject({ host: '127.0.0.1', port: 5001 });
+    // frozen_after_ms per camera; the others keep CAMERA_FROZEN_AFTER_MS
+    expect(bench.frozenAfterMs).toBe(0);
+    expect(front.frozenAfterMs).toBe(30_000);
     // the relay-wide fields describe the first camera
     expect(c.source).toEqual(front.source);
     expect(c.clients.rawPort).toBe(8080);
@@ -102,6 +106,7 @@ describe('relay config: camera list', () => {
     expect(f('cameras:\n  garden:\n    lan: 10.0.0.2:80\n    raw_port: 80808\n')).toBe('cameras.garden.raw_port: 80808 is not a port (1-65535)');
     expect(f('cameras:\n  a:\n    lan: 10.0.0.2:80\n    raw_port: 8080\n    max_fps: fast\n')).toMatch(/^cameras\.a\.max_fps: .*fast/);
     expect(f('cameras:\n  a:\n    lan: 10.0.0.2:80\n    raw_port: 8080\n    colour: red\n')).toMatch(/^cameras\.a\.colour: unknown key \(allowed: .*max_fps/);
+    expect(f('cameras:\n  a:\n    lan: 10.0.0.2:80\n    raw_port: 8080\n    frozen_after_ms: soon\n')).toBe('cameras.a.frozen_after_ms: "soon" is not a duration in ms (0-86400000)');
     expect(f('cameras:\n  a:\n    lan: 10.0.0.2:80\n    raw_port: 8081\n')).toMatch(/^cameras\.a\.raw_port: 8081 is already used by HTTP_PORT/);
     expect(f('cameras:\n  a:\n    lan: 10.0.0.2:80\n    raw_port: 9100\n')).toMatch(/already used by METRICS_PORT/);
     expect(f('cameras:\n  Bad_Name:\n    raw_port: 8080\n')).toMatch(/^cameras\.Bad_Name: /);

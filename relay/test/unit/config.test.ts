@@ -159,6 +159,20 @@ describe('relay config', () => {
     });
   });
 
+  test('CAMERA_FROZEN_AFTER_MS: default 60 s, 0 = off; CAMERA_FROZEN_AFTER_S (the issue\'s name) is an equivalent in seconds, not deprecated', () => {
+    expect(cfg().cameras[0].frozenAfterMs).toBe(60_000);
+    expect(cfg({ CAMERA_FROZEN_AFTER_MS: '0' }).cameras[0].frozenAfterMs).toBe(0);
+    const r = loadConfig([], { CAMERA_FROZEN_AFTER_S: '90' });
+    if (r.help) throw new Error('unexpected help');
+    expect(r.config.cameras[0].frozenAfterMs).toBe(90_000);
+    expect(r.warnings).toEqual([]); // no "deprecated" line for a name the issue itself uses
+    expect(cfg({ CAMERA_FROZEN_AFTER_S: '0' }).cameras[0].frozenAfterMs).toBe(0);
+    expect(configError({ CAMERA_FROZEN_AFTER_S: '60', CAMERA_FROZEN_AFTER_MS: '60000' }).variable).toBe('CAMERA_FROZEN_AFTER_S');
+    expect(configError({ CAMERA_FROZEN_AFTER_S: 'a minute' }).message).toBe('invalid CAMERA_FROZEN_AFTER_S="a minute": expected a number of seconds from 0 to 86400');
+    expect(configError({ CAMERA_FROZEN_AFTER_MS: '-1' }).variable).toBe('CAMERA_FROZEN_AFTER_MS');
+    expect(usage()).toContain('or CAMERA_FROZEN_AFTER_S, the same in seconds (not both)');
+  });
+
   test('.env.example lists every variable with its default, and docs/configuration.md the generated table', () => {
     const root = path.resolve(__dirname, '../../..');
     expect(RELAY_SETTINGS.checkEnvExample(fs.readFileSync(path.join(root, '.env.example'), 'utf8'))).toEqual([]);
@@ -169,7 +183,7 @@ describe('relay config', () => {
     expect(RELAY_SETTINGS.perCameraKeys()).toEqual(expect.arrayContaining([
       'mode', 'host', 'port', 'connect_timeout_ms', 'idle_timeout_ms', 'deadline_ms', 'frame_max_bytes', 'retry_base_ms', 'retry_max_ms',
       'max_fps', 'idle_fps', 'stale_after_idle_ms', 'ingest_port', 'raw_port', 'snapshot_cron', 'snapshot_keep', 'snapshot_max_age_hours',
-      'snapshot_max_frame_age_ms', 'max_frame_age_ms',
+      'snapshot_max_frame_age_ms', 'max_frame_age_ms', 'frozen_after_ms',
     ]));
     expect(RELAY_SETTINGS.validateOverrides({ max_fps: 10, raw_port: 8082, snapshot_cron: '0 * * * * *' }, 'cameras.garden')).toEqual({ maxFps: 10, rawPort: 8082, snapshotCron: '0 * * * * *' });
     expect(() => RELAY_SETTINGS.validateOverrides({ max_fps: 'x' }, 'cameras.garden')).toThrow('cameras.garden.max_fps: "x" is not a number (0-1000)');

@@ -33,11 +33,25 @@ describe('RelayMetrics per camera', () => {
     expect((await a.frames.get()).values.map((v) => v.labels.camera)).toEqual(['a']);
   });
 
+  test('relay_camera_frozen exists at 0 for every camera from the start, and is set per camera', async () => {
+    const m = make();
+    const a = m.camera('a');
+    m.camera('b');
+    let text = await m.registry.metrics();
+    expect(parseMetric(text, 'relay_camera_frozen', { camera: 'a' })).toBe(0);
+    expect(parseMetric(text, 'relay_camera_frozen', { camera: 'b' })).toBe(0);
+    a.cameraFrozen.set(1);
+    text = await m.registry.metrics();
+    expect(parseMetric(text, 'relay_camera_frozen', { camera: 'a' })).toBe(1);
+    expect(parseMetric(text, 'relay_camera_frozen', { camera: 'b' })).toBe(0);
+  });
+
   test('removeCamera drops every series of that camera and keeps its connections in the relay-wide total', async () => {
     const m = make();
     const a = m.camera('a');
     m.camera('b').frames.inc();
     a.frames.inc();
+    a.cameraFrozen.set(1);
     a.archiveErrors.inc({ reason: 'write' });
     a.deliveryLatency.child('mjpeg').observe(0.01);
     a.pending.connections.raw += 4;
@@ -45,6 +59,7 @@ describe('RelayMetrics per camera', () => {
     const text = await m.registry.metrics();
     expect(text).not.toMatch(/camera="a"/);
     expect(parseMetric(text, 'relay_frames_total', { camera: 'b' })).toBe(1);
+    expect(parseMetric(text, 'relay_camera_frozen', { camera: 'b' })).toBe(0);
     expect(parseMetric(text, 'relay_client_connections_total', { protocol: 'raw' })).toBe(4);
     expect(m.cameraNames()).toEqual(['b']);
   });

@@ -59,5 +59,21 @@ describe('status and readiness', () => {
     expect(s).toMatchObject({ cameraUp: true, mode: 'push', fps: 12.5, targetFps: 25, lastError: null, clients: { raw: 1, snapshot: 2, mjpeg: 3 }, connections: 6 });
     expect(s.frame).toMatchObject({ seq: 1, bytes: 1234 });
     expect(s.uptimeSeconds).toBeGreaterThanOrEqual(2.9);
+    expect(s.frozen).toBe(false); // a source that says nothing about it: not frozen, always a boolean
+  });
+
+  test('status.json content: frozen comes from the camera, next to cameraUp (a frozen camera is still up)', () => {
+    const store = new FrameStore();
+    store.publish(Buffer.alloc(10));
+    const s = buildStatus({
+      store,
+      status: () => ({ cameraUp: true, frozen: true, mode: 'pull' }),
+      clients: () => ({}),
+      connections: () => 0,
+      fps: () => 1,
+      startedAt: Date.now(),
+      maxFrameAgeMs: 1000,
+    });
+    expect(s).toMatchObject({ cameraUp: true, frozen: true });
   });
 });
