@@ -122,7 +122,7 @@ stack-config: ## check CAMERAS_FILE and write .camrelay/compose.yml (what up-hom
 	$(ROOT)scripts/stack-config.sh $(if $(wildcard $(ROOT)common/dist/stack-cli.js),,--image camrelay/relay:$(TAG))
 
 reload: ## re-read CAMERAS_FILE without a restart: check it, re-publish ports if they changed, SIGHUP relay and agent
-	$(ROOT)scripts/stack-reload.sh
+	COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=$(STACK_FILES) $(ROOT)scripts/stack-reload.sh
 
 down: ## stop every profile's containers
 	$(NOT_GRAFANA) $(NOT_AGENT) $(BASE) --profile home --profile vps --profile demo down

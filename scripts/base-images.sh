@@ -15,6 +15,10 @@
 #                            necessarily the pinned tag), laid out like the official image: ENTRYPOINT
 #                            /bin/prometheus, user nobody, data in /prometheus, promtool in /bin, wget for
 #                            the healthcheck
+#   caddy:<tag>              that rootfs + Debian's `caddy` package (NOTE: Debian's 2.6, not the pinned
+#                            tag; caddy/Caddyfile parses with both), laid out like the official image:
+#                            /usr/bin/caddy, /etc/caddy, data in /data and config in /config (XDG_*), the
+#                            official CMD, wget for the healthcheck
 # Grafana has no Debian or npm package, so it is NOT built here: without a real grafana image the compose
 # test runs the stack without Grafana and says so.
 #
@@ -29,6 +33,8 @@ DEBIAN_IMAGE=debian:$SUITE-slim
 NODE_IMAGE=node:$NODE_MAJOR-$SUITE-slim
 PROM_IMAGE=${PROM_IMAGE:-$(sed -n 's/^[[:space:]]*image:[[:space:]]*"\{0,1\}\(prom\/prometheus:[^"[:space:]]*\).*/\1/p' docker-compose.yml 2>/dev/null | head -1 || true)}
 PROM_IMAGE=${PROM_IMAGE:-prom/prometheus:v2.53.0}
+CADDY_IMAGE=${CADDY_IMAGE:-$(sed -n 's/^[[:space:]]*image:[[:space:]]*"\{0,1\}\(caddy:[^"[:space:]]*\).*/\1/p' docker-compose.yml 2>/dev/null | head -1 || true)}
+CADDY_IMAGE=${CADDY_IMAGE:-caddy:2.8.4}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ROOTFS_CACHE=${ROOTFS_CACHE:-/var/cache/camrelay-rootfs}
 ROOTFS=$ROOTFS_CACHE/$SUITE
@@ -129,8 +135,30 @@ EOF
   docker build -q -t "$PROM_IMAGE" "$tmp/prom" >/dev/null
 }
 
+build_caddy() {
+  if have "$CADDY_IMAGE"; then log "$CADDY_IMAGE present"; return; fi
+  log "building $CADDY_IMAGE from Debian's caddy package (apt inside the build)"
+  mkdir -p "$tmp/caddy"
+  cat >"$tmp/caddy/Dockerfile" <<EOF
+FROM $DEBIAN_IMAGE
+RUN printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \\
+ && apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends caddy ca-certificates wget >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d /etc/caddy/Caddyfile \\
+ && mkdir -p /config/caddy /data/caddy /etc/caddy /srv \\
+ && test -x /usr/bin/caddy && caddy version
+ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data
+LABEL org.camrelay.standin=true
+EXPOSE 80 443 2019
+WORKDIR /srv
+CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+EOF
+  docker build -q -t "$CADDY_IMAGE" "$tmp/caddy" >/dev/null
+}
+
 docker info >/dev/null 2>&1 || { log "no Docker engine answers (scripts/ensure-dockerd.sh starts one)"; exit 1; }
 build_debian
 build_node
 build_prometheus
-log "ready: $DEBIAN_IMAGE $NODE_IMAGE $PROM_IMAGE"
+build_caddy
+log "ready: $DEBIAN_IMAGE $NODE_IMAGE $PROM_IMAGE $CADDY_IMAGE"
