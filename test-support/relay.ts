@@ -124,17 +124,18 @@ export interface RawResponse {
   body: Buffer;
 }
 
-/** One HTTP request over a fresh connection (agent: false), whole body. */
-export function request(url: string, opts: http.RequestOptions = {}): Promise<RawResponse> {
+/** One HTTP request over a fresh connection (agent: false unless given), whole body; `body` is sent as is. */
+export function request(url: string, opts: http.RequestOptions & { body?: string | Buffer } = {}): Promise<RawResponse> {
+  const { body, ...rest } = opts;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { agent: false, ...opts }, (res) => {
+    const req = http.request(url, { agent: false, ...rest }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -244,9 +245,9 @@ export interface StreamClient {
 }
 
 /** Opens /stream.mjpg (or any path) and parses parts as they arrive. */
-export function openStream(url: string, boundary = 'camrelay'): Promise<StreamClient> {
+export function openStream(url: string, boundary = 'camrelay', headers: http.OutgoingHttpHeaders = {}): Promise<StreamClient> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false }, (res) => {
+    const req = http.get(url, { agent: false, headers }, (res) => {
       const reader = new MultipartReader(boundary);
       let failed: Error | undefined;
       const ended = new Promise<void>((r) => {
