@@ -607,7 +607,8 @@ export class HttpOutlet implements Service {
 
   private loginPage(res: ServerResponse, status: number, p: Omit<LoginPage, 'base' | 'fields'>, extra: http.OutgoingHttpHeaders = {}): void {
     const html = loginHtml({ ...p, base: this.base, fields: this.auth.formFields });
-    this.send(res, status, 'text/html; charset=utf-8', html, { 'Content-Security-Policy': LOGIN_CSP, 'X-Frame-Options': 'DENY', ...extra });
+    // strict-origin: the form's POST carries a real Origin (see LOGIN_CSP); a Referer is the origin only
+    this.send(res, status, 'text/html; charset=utf-8', html, { 'Content-Security-Policy': LOGIN_CSP, 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'strict-origin', ...extra });
   }
 
   /** POST <base>/login: the sign-in form's submission (HTTPS through a trusted proxy only). */

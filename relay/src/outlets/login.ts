@@ -135,13 +135,15 @@ export function safeNext(next: string | null | undefined, basePath: string): str
 }
 
 /**
- * Same-origin check of a form POST (sign-in, sign-out): a browser's `Sec-Fetch-Site` must not say
- * cross-site or same-site, and an `Origin`, when sent, must be exactly https://<the host asked for>.
- * A request with neither header (a script) passes: it cannot ride on a browser's cookie.
+ * Same-origin check of a form POST (sign-in, sign-out). A browser that sends fetch metadata is
+ * believed: `Sec-Fetch-Site` must be same-origin. Else an `Origin`, when sent, must be exactly
+ * https://<the host asked for> (pages with Referrer-Policy no-referrer make browsers send
+ * `Origin: null`, which fails: the sign-in page uses strict-origin for that reason). A request with
+ * neither header (a script) passes: it cannot ride on a browser's cookie.
  */
 export function sameOrigin(headers: IncomingMessage['headers'], host: string | undefined): boolean {
   const site = headers['sec-fetch-site'];
-  if (site === 'cross-site' || site === 'same-site') return false;
+  if (site !== undefined) return site === 'same-origin';
   const origin = headers.origin;
   if (origin === undefined) return true;
   return host !== undefined && origin.toLowerCase() === `https://${host}`;

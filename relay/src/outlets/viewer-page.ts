@@ -29,7 +29,11 @@ export const VIEWER_CSP =
   "default-src 'none'; img-src 'self' blob:; script-src 'self'; style-src 'self'; connect-src 'self'; " +
   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/** The sign-in page's policy: its stylesheet and icon, and a form that posts to this site. */
+/**
+ * The sign-in page's policy: its stylesheet and icon, and a form that posts to this site. Served with
+ * Referrer-Policy strict-origin (not no-referrer, whose form posts carry `Origin: null` in browsers
+ * without fetch metadata); the page's own URL never reaches a Referer.
+ */
 export const LOGIN_CSP = "default-src 'none'; img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const SIGNOUT_FORM = '<form id="signout" method="post" action="logout" hidden><button type="submit">sign out</button></form>';
@@ -476,7 +480,7 @@ export function loginHtml(p: LoginPage): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="strict-origin">
 <title>sign in \u00b7 camrelay</title>
 <link rel="stylesheet" href="${esc(p.base)}/viewer.css">
 <link rel="icon" href="${esc(p.base)}/favicon.svg" type="image/svg+xml">

@@ -146,7 +146,7 @@ describe('after signing in', () => {
     expect(safeNext('/%2e%2e/x', '')).toBe('/x');
   });
 
-  test('sameOrigin: Origin must be https://<host>; cross-site fetch metadata is refused; scripts pass', () => {
+  test('sameOrigin: fetch metadata must say same-origin, else Origin must be https://<host>; scripts pass', () => {
     expect(sameOrigin({ origin: 'https://cam.example:8443' }, 'cam.example:8443')).toBe(true);
     expect(sameOrigin({ origin: 'https://CAM.example' }, 'cam.example')).toBe(true);
     expect(sameOrigin({ origin: 'http://cam.example' }, 'cam.example')).toBe(false);
@@ -156,6 +156,9 @@ describe('after signing in', () => {
     expect(sameOrigin({ 'sec-fetch-site': 'cross-site' }, 'cam.example')).toBe(false);
     expect(sameOrigin({ 'sec-fetch-site': 'same-site', origin: 'https://cam.example' }, 'cam.example')).toBe(false);
     expect(sameOrigin({ 'sec-fetch-site': 'same-origin', origin: 'https://cam.example' }, 'cam.example')).toBe(true);
+    // a no-referrer page's form: Origin null, but the browser says same-origin
+    expect(sameOrigin({ 'sec-fetch-site': 'same-origin', origin: 'null' }, 'cam.example')).toBe(true);
+    expect(sameOrigin({ 'sec-fetch-site': 'none' }, 'cam.example')).toBe(false);
     expect(sameOrigin({}, 'cam.example')).toBe(true);
   });
 
