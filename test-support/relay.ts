@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -124,11 +125,14 @@ export interface RawResponse {
   body: Buffer;
 }
 
-/** One HTTP request over a fresh connection (agent: false unless given), whole body; `body` is sent as is. */
-export function request(url: string, opts: http.RequestOptions & { body?: string | Buffer } = {}): Promise<RawResponse> {
+/**
+ * One HTTP(S) request over a fresh connection (agent: false unless given), whole body; `body` is sent
+ * as is. https: URLs take TLS options (ca, servername) and `localAddress` picks the client address.
+ */
+export function request(url: string, opts: https.RequestOptions & { body?: string | Buffer } = {}): Promise<RawResponse> {
   const { body, ...rest } = opts;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { agent: false, ...rest }, (res) => {
+    const req = (url.startsWith('https:') ? https : http).request(url, { agent: false, ...rest }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -244,10 +248,10 @@ export interface StreamClient {
   close(): void;
 }
 
-/** Opens /stream.mjpg (or any path) and parses parts as they arrive. */
-export function openStream(url: string, boundary = 'camrelay', headers: http.OutgoingHttpHeaders = {}): Promise<StreamClient> {
+/** Opens /stream.mjpg (or any path, http: or https:, options as request()) and parses parts as they arrive. */
+export function openStream(url: string, boundary = 'camrelay', opts: https.RequestOptions = {}): Promise<StreamClient> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, headers }, (res) => {
+    const req = (url.startsWith('https:') ? https : http).get(url, { agent: false, ...opts }, (res) => {
       const reader = new MultipartReader(boundary);
       let failed: Error | undefined;
       const ended = new Promise<void>((r) => {

@@ -33,7 +33,7 @@ describe('HTTP outlet behind a proxy', () => {
     // trusted list without our address: the same
     rig = await startRig({ maxClientsPerIp: 1, trustedProxies: new CidrList(['10.0.0.0/8']), viewerPassword: 'correct horse' });
     rig.store.publish(fakeJpeg(1));
-    const s = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { 'X-Forwarded-For': '192.0.2.1', Authorization: basic('viewer', 'correct horse') });
+    const s = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { headers: { 'X-Forwarded-For': '192.0.2.1', Authorization: basic('viewer', 'correct horse') } });
     expect(s.status).toBe(200);
     const r = await request(`${rig.base}/snapshot.jpg`, { headers: { 'X-Forwarded-For': '192.0.2.2', Authorization: basic('viewer', 'correct horse') } });
     expect(r.status).toBe(503);
@@ -76,18 +76,18 @@ describe('HTTP outlet behind a proxy', () => {
   test('a trusted proxy: MAX_CLIENTS_PER_IP counts streams per forwarded client, not the proxy connection', async () => {
     rig = await startRig({ maxClientsPerIp: 1, trustedProxies: TRUST_LOCAL });
     rig.store.publish(fakeJpeg(1));
-    const a1 = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { 'X-Forwarded-For': '198.51.100.1' });
+    const a1 = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { headers: { 'X-Forwarded-For': '198.51.100.1' } });
     expect(a1.status).toBe(200);
     await waitFor(() => rig.limiter.connectionsFrom('198.51.100.1') === 1, 2000, 'the stream holds its client slot');
-    const a2 = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { 'X-Forwarded-For': '198.51.100.1' });
+    const a2 = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { headers: { 'X-Forwarded-For': '198.51.100.1' } });
     expect(a2.status).toBe(503);
-    const b = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { 'X-Forwarded-For': '198.51.100.2' });
+    const b = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { headers: { 'X-Forwarded-For': '198.51.100.2' } });
     expect(b.status).toBe(200);
     expect(await rig.metric('relay_clients_rejected_total', { reason: 'max_clients_per_ip' })).toBe(1);
     expect(rig.limiter.connectionsFrom('127.0.0.1')).toBe(0);
     a1.close();
     await waitFor(() => rig.limiter.connectionsFrom('198.51.100.1') === 0, 2000, 'slot released with the stream');
-    const a3 = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { 'X-Forwarded-For': '198.51.100.1' });
+    const a3 = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { headers: { 'X-Forwarded-For': '198.51.100.1' } });
     expect(a3.status).toBe(200);
     for (const s of [a2, b, a3]) s.close();
   });
@@ -146,7 +146,7 @@ describe('HTTP outlet behind a proxy', () => {
       expect((await request(`${rig.base}/snapshot.jpg`, { headers })).status).toBe(200);
       const status = JSON.parse((await request(`${rig.base}/status.json`, { headers })).body.toString()) as Record<string, unknown>;
       expect(status).toMatchObject({ authenticated: true, session: true });
-      const s = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', headers);
+      const s = await openStream(`${rig.base}/stream.mjpg`, 'camrelay', { headers });
       expect(s.status).toBe(200);
       s.close();
       // a script's cookie without the proxy works like any credential
