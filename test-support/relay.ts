@@ -20,6 +20,7 @@ import { loadConfig } from '../relay/src/config';
 import { RelayMetrics } from '../relay/src/metrics';
 import { Relay, type RelayPorts } from '../relay/src/relay';
 import { ClientLimiter, HttpOutlet, RawOutlet, type HttpOutletDeps, type HttpOutletOptions, type SourceStatus } from '../relay/src/outlets';
+import { jpeg, TestCamera } from './camera';
 import { Child, spawnPackage } from './index';
 import { captureLog } from './log';
 
@@ -418,4 +419,25 @@ export async function startMultiRelay(yaml: string, env: Record<string, string> 
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * startMultiRelay() with two in-process cameras: `pub` (public, 100-byte frames) and `priv` (private,
+ * 200-byte frames, so a response tells which camera it came from). stop() also stops the cameras.
+ */
+export async function startPubPrivRelay(env: Record<string, string> = {}): Promise<MultiRelay> {
+  const cams: TestCamera[] = [];
+  for (const size of [100, 200]) {
+    const c = new TestCamera((sock, n) => sock.end(jpeg(n, size)));
+    await c.start();
+    cams.push(c);
+  }
+  const raw = await freePorts(2);
+  const entry = (name: string, cam: TestCamera, port: number, extra = '') => `  ${name}:\n    host: 127.0.0.1\n    port: ${cam.port}\n    raw_port: ${port}\n${extra}`;
+  const relay = await startMultiRelay(`cameras:\n${entry('pub', cams[0], raw[0], '    public: true\n')}${entry('priv', cams[1], raw[1])}`, env);
+  const stop = relay.stop;
+  return { ...relay, stop: async () => {
+    await stop();
+    await Promise.all(cams.map((c) => c.stop()));
+  } };
 }

@@ -36,6 +36,20 @@ export const VIEWER_CSP =
  */
 export const LOGIN_CSP = "default-src 'none'; img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/** Every page's <!doctype> and <head>: `assets` is the path prefix of viewer.css and favicon.svg. */
+function pageHead(title: string, assets: string, referrer = 'no-referrer'): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="${referrer}">
+<title>${title}</title>
+<link rel="stylesheet" href="${assets}viewer.css">
+<link rel="icon" href="${assets}favicon.svg" type="image/svg+xml">
+</head>`;
+}
+
 const SIGNOUT_FORM = '<form id="signout" method="post" action="logout" hidden><button type="submit">sign out</button></form>';
 
 /**
@@ -46,16 +60,7 @@ export function viewerHtml(root = ''): string {
   const back = root ? `\n    <a id="back" href="${root}">&larr; all cameras</a>` : '';
   // sign-out: only the viewer at / polls the relay-wide status.json that says `session`
   const signout = root ? '' : `\n    <span class="spacer"></span>\n    ${SIGNOUT_FORM}`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>camrelay viewer</title>
-<link rel="stylesheet" href="${root}viewer.css">
-<link rel="icon" href="${root}favicon.svg" type="image/svg+xml">
-</head>
+  return `${pageHead('camrelay viewer', root)}
 <body>
 <main>
   <header>${back}
@@ -263,16 +268,7 @@ export const VIEWER_JS = `'use strict';
 `;
 
 /** The overview at /: one tile per camera the visitor may see, filled by /overview.js. */
-export const OVERVIEW_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>camrelay cameras</title>
-<link rel="stylesheet" href="viewer.css">
-<link rel="icon" href="favicon.svg" type="image/svg+xml">
-</head>
+export const OVERVIEW_HTML = `${pageHead('camrelay cameras', '')}
 <body>
 <main>
   <header>
@@ -475,16 +471,7 @@ export function loginHtml(p: LoginPage): string {
     <input id="user" name="user" autocomplete="username" autocapitalize="none" spellcheck="false" value="${esc(p.user ?? '')}">`;
   const secretLabel = p.fields === 'token' ? 'access token' : 'password';
   const hint = p.fields === 'both' ? '\n    <p class="hint">or paste the access token as the password</p>' : '';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="strict-origin">
-<title>sign in \u00b7 camrelay</title>
-<link rel="stylesheet" href="${esc(p.base)}/viewer.css">
-<link rel="icon" href="${esc(p.base)}/favicon.svg" type="image/svg+xml">
-</head>
+  return `${pageHead('sign in \u00b7 camrelay', `${esc(p.base)}/`, 'strict-origin')}
 <body>
 <main class="login">
   <h1>camrelay</h1>

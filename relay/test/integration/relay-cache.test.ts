@@ -6,31 +6,20 @@
  */
 import http from 'node:http';
 import { parseSetCookie } from 'cookie';
-import {
-  Behaviour, describeWith, freePorts, jpeg, killAllChildren, MultiRelay, request, startMultiRelay, startVarnish, TestCamera, VARNISHD, VarnishProc,
-} from '../../../test-support';
+import { describeWith, killAllChildren, MultiRelay, request, startPubPrivRelay, startVarnish, VARNISHD, VarnishProc } from '../../../test-support';
 
 jest.setTimeout(60_000);
 
 const CACHE_S = 2;
 const CLIENTS = 200;
 const POLL_MS = 4000;
-const sized = (size: number): Behaviour => (s, n) => s.end(jpeg(n, size));
 
 describeWith('varnish', VARNISHD !== undefined, 'relay behind a shared HTTP cache (varnish)', () => {
-  const cams: TestCamera[] = [];
   let relay: MultiRelay;
   let varnish: VarnishProc | undefined;
 
   beforeAll(async () => {
-    for (const size of [100, 200]) {
-      const c = new TestCamera(sized(size));
-      await c.start();
-      cams.push(c);
-    }
-    const raw = await freePorts(2);
-    const entry = (name: string, cam: TestCamera, port: number, extra = '') => `  ${name}:\n    host: 127.0.0.1\n    port: ${cam.port}\n    raw_port: ${port}\n${extra}`;
-    relay = await startMultiRelay(`cameras:\n${entry('pub', cams[0], raw[0], '    public: true\n')}${entry('priv', cams[1], raw[1])}`, {
+    relay = await startPubPrivRelay({
       SNAPSHOT_CACHE_S: String(CACHE_S), VIEWER_TOKEN: 'cache-test-token', VIEWER_PASSWORD: 'cache-test-password', TRUSTED_PROXY_CIDRS: '127.0.0.1/32',
       MAX_CLIENTS_PER_IP: '1000',
     });
@@ -43,7 +32,6 @@ describeWith('varnish', VARNISHD !== undefined, 'relay behind a shared HTTP cach
 
   afterAll(async () => {
     await relay?.stop();
-    await Promise.all(cams.map((c) => c.stop()));
     await killAllChildren();
   });
 

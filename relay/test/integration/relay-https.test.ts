@@ -5,32 +5,20 @@
  * through the camera routes. Real loopback sockets, an in-process relay (test-support).
  */
 import { parseSetCookie } from 'cookie';
-import { freePorts, MultiRelay, request, startMultiRelay, TestCamera, jpeg, Behaviour } from '../../../test-support';
+import { MultiRelay, request, startPubPrivRelay } from '../../../test-support';
 
 jest.setTimeout(30_000);
 
-const sized = (size: number): Behaviour => (s, n) => s.end(jpeg(n, size));
 const HTTPS = { 'X-Forwarded-For': '198.51.100.7', 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'cam.example' };
 const ENV = { TRUSTED_PROXY_CIDRS: '127.0.0.1/32', VIEWER_PASSWORD: 'correct horse', VIEWER_TOKEN: 'tok-12345678', SNAPSHOT_CACHE_S: '5' };
 
-const cams: TestCamera[] = [];
 let relay: MultiRelay | undefined;
 afterEach(async () => {
   await relay?.stop();
   relay = undefined;
-  await Promise.all(cams.splice(0).map((c) => c.stop()));
 });
 
-async function start(env: Record<string, string> = {}): Promise<MultiRelay> {
-  for (const size of [100, 200]) {
-    const c = new TestCamera(sized(size));
-    await c.start();
-    cams.push(c);
-  }
-  const raw = await freePorts(2);
-  const entry = (name: string, cam: TestCamera, port: number, extra = '') => `  ${name}:\n    host: 127.0.0.1\n    port: ${cam.port}\n    raw_port: ${port}\n${extra}`;
-  return startMultiRelay(`cameras:\n${entry('pub', cams[0], raw[0], '    public: true\n')}${entry('priv', cams[1], raw[1])}`, { ...ENV, ...env });
-}
+const start = (env: Record<string, string> = {}) => startPubPrivRelay({ ...ENV, ...env });
 
 async function signIn(r: MultiRelay, base = ''): Promise<string> {
   const res = await request(`${r.base}${base}/login`, {
