@@ -197,3 +197,4 @@ export { sleep } from '@camrelay/common';
 export * from './camera';
 export * from './log';
 export * from './relay';
+export * from './proxies';

@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,7 @@ import { loadConfig } from '../relay/src/config';
 import { RelayMetrics } from '../relay/src/metrics';
 import { Relay, type RelayPorts } from '../relay/src/relay';
 import { ClientLimiter, HttpOutlet, RawOutlet, type HttpOutletDeps, type HttpOutletOptions, type SourceStatus } from '../relay/src/outlets';
+import { jpeg, TestCamera } from './camera';
 import { Child, spawnPackage } from './index';
 import { captureLog } from './log';
 
@@ -124,17 +126,21 @@ export interface RawResponse {
   body: Buffer;
 }
 
-/** One HTTP request over a fresh connection (agent: false), whole body. */
-export function request(url: string, opts: http.RequestOptions = {}): Promise<RawResponse> {
+/**
+ * One HTTP(S) request over a fresh connection (agent: false unless given), whole body; `body` is sent
+ * as is. https: URLs take TLS options (ca, servername) and `localAddress` picks the client address.
+ */
+export function request(url: string, opts: https.RequestOptions & { body?: string | Buffer } = {}): Promise<RawResponse> {
+  const { body, ...rest } = opts;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { agent: false, ...opts }, (res) => {
+    const req = (url.startsWith('https:') ? https : http).request(url, { agent: false, ...rest }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -243,10 +249,10 @@ export interface StreamClient {
   close(): void;
 }
 
-/** Opens /stream.mjpg (or any path) and parses parts as they arrive. */
-export function openStream(url: string, boundary = 'camrelay'): Promise<StreamClient> {
+/** Opens /stream.mjpg (or any path, http: or https:, options as request()) and parses parts as they arrive. */
+export function openStream(url: string, boundary = 'camrelay', opts: https.RequestOptions = {}): Promise<StreamClient> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false }, (res) => {
+    const req = (url.startsWith('https:') ? https : http).get(url, { agent: false, ...opts }, (res) => {
       const reader = new MultipartReader(boundary);
       let failed: Error | undefined;
       const ended = new Promise<void>((r) => {
@@ -413,4 +419,25 @@ export async function startMultiRelay(yaml: string, env: Record<string, string> 
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * startMultiRelay() with two in-process cameras: `pub` (public, 100-byte frames) and `priv` (private,
+ * 200-byte frames, so a response tells which camera it came from). stop() also stops the cameras.
+ */
+export async function startPubPrivRelay(env: Record<string, string> = {}): Promise<MultiRelay> {
+  const cams: TestCamera[] = [];
+  for (const size of [100, 200]) {
+    const c = new TestCamera((sock, n) => sock.end(jpeg(n, size)));
+    await c.start();
+    cams.push(c);
+  }
+  const raw = await freePorts(2);
+  const entry = (name: string, cam: TestCamera, port: number, extra = '') => `  ${name}:\n    host: 127.0.0.1\n    port: ${cam.port}\n    raw_port: ${port}\n${extra}`;
+  const relay = await startMultiRelay(`cameras:\n${entry('pub', cams[0], raw[0], '    public: true\n')}${entry('priv', cams[1], raw[1])}`, env);
+  const stop = relay.stop;
+  return { ...relay, stop: async () => {
+    await stop();
+    await Promise.all(cams.map((c) => c.stop()));
+  } };
 }

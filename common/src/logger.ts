@@ -7,6 +7,7 @@ export type { Logger } from 'pino';
 export const REDACT_PATHS = [
   'password', '*.password', 'passphrase', '*.passphrase', 'privateKey', '*.privateKey',
   'token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization',
+  'cookie', '*.cookie', 'headers.cookie', 'req.headers.cookie', 'headers["set-cookie"]', 'res.headers["set-cookie"]',
 ];
 
 export interface LoggerOptions {

@@ -56,6 +56,16 @@ export interface ClientConfig {
   viewerToken: string | undefined;
   viewerUser: string;
   viewerPassword: string | undefined;
+  /** TRUSTED_PROXY_CIDRS: peers whose Forwarded / X-Forwarded-* headers are believed */
+  trustedProxies: CidrList;
+  /** BASE_PATH: '' = served at /; else e.g. '/camrelay' (no trailing slash) */
+  basePath: string;
+  /** SNAPSHOT_CACHE_S: max-age of public cameras' snapshots in seconds; 0 = no-store */
+  snapshotCacheS: number;
+  /** SESSION_TTL_MS: lifetime of a sign-in cookie */
+  sessionTtlMs: number;
+  /** SESSION_SECRET: mixed into the cookie signing key; undefined = the key comes from the credentials alone */
+  sessionSecret: string | undefined;
 }
 
 export interface ArchiveConfig {
@@ -106,6 +116,10 @@ export interface RelayConfig {
 
 const MS_MAX = 86_400_000;
 const duration = (min = 1) => ms({ min, max: MS_MAX });
+const DAY_MS = 86_400_000;
+
+/** BASE_PATH: one or more segments of URL-safe characters, no empty, `.` or `..` segment, no trailing slash. */
+export const BASE_PATH_RE = /^(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._~-]+)+$/;
 
 /**
  * Every setting the relay reads, in the order --help, docs/configuration.md and .env.example list
@@ -162,11 +176,23 @@ export const RELAY_SETTINGS = defineSettings({
     writeTimeoutMs: { env: 'CLIENT_WRITE_TIMEOUT_MS', kind: duration(), default: 10_000, unit: 'ms', doc: 'a client that does not read for this long is disconnected' },
     headersTimeoutMs: { env: 'HTTP_HEADERS_TIMEOUT_MS', kind: duration(), default: 10_000, unit: 'ms', doc: 'HTTP request headers must arrive within this (slowloris)' },
     keepAliveTimeoutMs: { env: 'HTTP_KEEPALIVE_TIMEOUT_MS', kind: duration(), default: 5000, unit: 'ms', doc: 'idle HTTP keep-alive connections are closed after this' },
+    basePath: {
+      env: 'BASE_PATH',
+      kind: string({ allowed: 'a URL path such as /camrelay: starting with "/", no trailing "/", segments of letters, digits and ._~- only (no "." or "..")', test: (s) => BASE_PATH_RE.test(s) }),
+      doc: 'serve every HTTP route, redirect, link and the sign-in cookie under this path prefix (a proxy that passes /camrelay/... through unchanged); /healthz and /readyz also answer at /; unset = at /',
+    },
+    snapshotCacheS: { env: 'SNAPSHOT_CACHE_S', kind: int({ min: 0, max: 86_400 }), default: 0, unit: 's', doc: 'seconds (HTTP max-age is in seconds) that shared caches may keep a snapshot of a camera anyone may see (public, or no viewer credentials at all, and ALLOW_CIDRS empty): Cache-Control: public, max-age=N; other snapshots stay no-store; 0 = no-store for all' },
 
     allow: { env: 'ALLOW_CIDRS', kind: cidrs(), default: new CidrList([]), group: 'Access control (the default is OPEN, like the seed: anyone who reaches the ports sees the camera)', doc: 'comma-separated CIDRs allowed on every client outlet (raw TCP included); empty = open to everyone' },
     viewerToken: { env: 'VIEWER_TOKEN', kind: secret(8), doc: 'HTTP outlets require ?token=... or "Authorization: Bearer ..."; unset = no token' },
     viewerUser: { env: 'VIEWER_USER', kind: string({ allowed: 'a user name without ":"', test: (s) => !s.includes(':') }), default: 'viewer', doc: 'HTTP basic auth user name (used when VIEWER_PASSWORD is set)' },
     viewerPassword: { env: 'VIEWER_PASSWORD', kind: secret(8), doc: 'HTTP basic auth password for the HTTP outlets; unset = no password' },
+    trustedProxies: {
+      env: 'TRUSTED_PROXY_CIDRS', kind: cidrs(), default: new CidrList([]),
+      doc: 'reverse proxies (e.g. Caddy) whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers the HTTP outlet believes: behind them the real client address counts for ALLOW_CIDRS, MAX_CLIENTS_PER_IP and the sign-in limit, per request; from any other address these headers are ignored; empty = trust no proxy',
+    },
+    sessionTtlMs: { env: 'SESSION_TTL_MS', kind: ms({ min: 60_000, max: 366 * DAY_MS }), default: 7 * DAY_MS, unit: 'ms', doc: 'lifetime of the sign-in cookie that the HTTPS sign-in form sets (the cookie is also revoked when VIEWER_USER, VIEWER_PASSWORD, VIEWER_TOKEN or SESSION_SECRET change)' },
+    sessionSecret: { env: 'SESSION_SECRET', kind: secret(16), doc: 'extra secret mixed into the sign-in cookie signing key (change it to sign everyone out); unset = the key is derived from the viewer credentials alone' },
 
     snapshotCron: {
       env: 'SNAPSHOT_CRON', group: 'Archive', yaml: 'snapshot_cron', perCamera: true,
@@ -299,6 +325,11 @@ function build(p: Parsed<typeof RELAY_SETTINGS.settings>): RelayConfig {
     viewerToken: v.viewerToken,
     viewerUser: v.viewerUser,
     viewerPassword: v.viewerPassword,
+    trustedProxies: v.trustedProxies,
+    basePath: v.basePath ?? '',
+    snapshotCacheS: v.snapshotCacheS,
+    sessionTtlMs: v.sessionTtlMs,
+    sessionSecret: v.sessionSecret,
   };
   const metrics = { host: v.metricsHost, port: v.metricsPort };
   const archive = archiveOf(v, v.snapshotDir);

@@ -12,8 +12,10 @@ export type FetchErrorReason =
 export const FETCH_ERROR_REASONS: readonly FetchErrorReason[] = [
   'refused', 'connect_timeout', 'idle_timeout', 'deadline', 'reset', 'empty', 'not_jpeg', 'truncated', 'too_large', 'other',
 ];
-export type RejectReason = 'max_clients' | 'max_clients_per_ip' | 'not_allowed' | 'unauthorized' | 'push_not_allowed' | 'push_busy';
-export const REJECT_REASONS: readonly RejectReason[] = ['max_clients', 'max_clients_per_ip', 'not_allowed', 'unauthorized', 'push_not_allowed', 'push_busy'];
+export type RejectReason = 'max_clients' | 'max_clients_per_ip' | 'not_allowed' | 'unauthorized' | 'rate_limited' | 'push_not_allowed' | 'push_busy';
+export const REJECT_REASONS: readonly RejectReason[] = ['max_clients', 'max_clients_per_ip', 'not_allowed', 'unauthorized', 'rate_limited', 'push_not_allowed', 'push_busy'];
+export type LoginResult = 'ok' | 'bad_credentials' | 'rate_limited';
+export const LOGIN_RESULTS: readonly LoginResult[] = ['ok', 'bad_credentials', 'rate_limited'];
 
 export interface RelayMetricsOptions {
   version: string;
@@ -222,6 +224,7 @@ export interface CameraMetrics {
   /** relay-wide (no camera label) */
   readonly clientConnections: Counter<'protocol'>;
   readonly clientsRejected: Counter<'reason'>;
+  readonly loginAttempts: Counter<'result'>;
   /**
    * Hot-path counts (per connection / per frame) as plain numbers: relay_client_connections_total,
    * relay_frames_served_total and relay_bytes_sent_total add them in at every read, so a scrape
@@ -271,6 +274,8 @@ export class RelayMetrics implements CameraMetrics {
   readonly camerasConfigured: Gauge;
   /** relay_config_reloads_total{result} */
   readonly configReloads: Counter<'result'>;
+  /** relay_login_attempts_total{result}: sign-in form submissions */
+  readonly loginAttempts: Counter<'result'>;
   private readonly cams = new Map<string, CameraEntryMetrics>();
   /** connections counted by cameras removed since the last read (still to be added in) */
   private readonly retiredConnections: Record<Protocol, number> = newPending().connections;
@@ -355,6 +360,11 @@ export class RelayMetrics implements CameraMetrics {
     this.camerasConfigured = new Gauge({ name: 'relay_cameras', help: 'Cameras configured (CAMERAS_FILE entries, or 1 without it)', registers: [r] });
     this.configReloads = new Counter({ name: 'relay_config_reloads_total', help: 'CAMERAS_FILE reloads (SIGHUP) by result; on error the running cameras are kept', labelNames: ['result'], registers: [r] });
     for (const result of ['ok', 'error']) this.configReloads.inc({ result }, 0);
+    this.loginAttempts = new Counter({
+      name: 'relay_login_attempts_total', help: 'Sign-in form submissions by result (rate_limited: the address had too many failed credential checks; its credentials were not checked)',
+      labelNames: ['result'], registers: [r],
+    });
+    for (const result of LOGIN_RESULTS) this.loginAttempts.inc({ result }, 0);
   }
 
   /**
@@ -388,6 +398,7 @@ export class RelayMetrics implements CameraMetrics {
       archiveLastSuccess: new BoundGauge(f.archiveLastSuccess, name),
       clientConnections: this.clientConnections,
       clientsRejected: this.clientsRejected,
+      loginAttempts: this.loginAttempts,
       pending: newPending(),
     };
     const entry = { view, frameAgeSeconds: frameAgeSeconds ?? (() => Infinity) };

@@ -74,6 +74,35 @@ export class ViewerAuth {
     return ok;
   }
 
+  /**
+   * True when the request carries credentials of a configured kind (Bearer or `?token=` with a
+   * token; Basic with a password), right or wrong: only those count towards the sign-in limit.
+   */
+  presented(authorization: string | undefined, queryToken: string | null | undefined): boolean {
+    const a = authorization?.trim() ?? '';
+    return (this.token !== undefined && (Boolean(queryToken) || /^Bearer\s/i.test(a))) || (this.password !== undefined && /^Basic\s/i.test(a));
+  }
+
+  /**
+   * The sign-in form: the user name and password, or the token typed as the password (the user name
+   * is then ignored). Every configured check runs, in constant time.
+   */
+  checkForm(user: string, secret: string): boolean {
+    let ok = false;
+    if (this.token && secret) ok = timingSafeEqual(digest(secret), this.token) || ok;
+    if (this.user && this.password) {
+      const userOk = timingSafeEqual(digest(user), this.user);
+      const passOk = timingSafeEqual(digest(secret), this.password);
+      ok = (userOk && passOk) || ok;
+    }
+    return ok;
+  }
+
+  /** What the sign-in form asks for: a user name and password, a token, or either. */
+  get formFields(): 'password' | 'token' | 'both' {
+    return this.password && this.token ? 'both' : this.password ? 'password' : 'token';
+  }
+
   /** WWW-Authenticate values for a 401 (Basic makes browsers show their login prompt). */
   challenges(): string[] {
     const out: string[] = [];

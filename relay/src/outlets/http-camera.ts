@@ -77,9 +77,12 @@ export class HttpCamera {
     return this.fps.fps();
   }
 
-  /** Serves one snapshot; the wait ends when the outlet (`stop`) or this camera is closed. */
-  handleSnapshot(req: IncomingMessage, res: ServerResponse, stop: AbortSignal): Promise<void> {
-    return this.snapshot.handle(req, res, AbortSignal.any([stop, this.abort.signal]));
+  /**
+   * Serves one snapshot; the wait ends when the outlet (`stop`) or this camera is closed. `maxAgeS`:
+   * shared caches may keep it that long (the outlet decides whether this camera's may be cached).
+   */
+  handleSnapshot(req: IncomingMessage, res: ServerResponse, stop: AbortSignal, maxAgeS = 0): Promise<void> {
+    return this.snapshot.handle(req, res, AbortSignal.any([stop, this.abort.signal]), maxAgeS);
   }
 
   readiness(): { ready: boolean; detail: Record<string, unknown> } {

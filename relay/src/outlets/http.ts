@@ -9,7 +9,8 @@
  *                      (and the page's static files); /cam/<name> -> 301 /cam/<name>/
  *   GET /healthz       200 while the process serves requests
  *   GET /readyz        200 when every camera has a fresh frame, else 503; the body lists each camera
- * HEAD works on all of them; other methods get 405, other paths 404.
+ *   GET/POST /login    the sign-in form / its submission; POST /logout (only with credentials set)
+ * HEAD works on all GET routes; other methods get 405, other paths 404.
  *
  * Camera access (with credentials configured): a `public` camera needs none; the others do. Without
  * valid credentials an unknown camera and a private one get the same 401, so names cannot be probed;
@@ -23,6 +24,25 @@
  * VIEWER_TOKEN and/or VIEWER_PASSWORD set, the page, snapshot, stream and status need credentials
  * (401 + WWW-Authenticate); /healthz, /readyz and the static viewer.js/css/favicon do not.
  *
+ * Behind a trusted proxy (TRUSTED_PROXY_CIDRS, see forwarded.ts) one upstream keep-alive connection
+ * carries many clients' requests. So a connection from a trusted proxy takes no slot itself: EVERY
+ * REQUEST on it takes one (held until its response closes: a whole MJPEG stream) for the client
+ * address the proxy names, and ALLOW_CIDRS, MAX_CLIENTS / MAX_CLIENTS_PER_IP, the rejection logs and
+ * the sign-in limit all use that address. Refusals there do not close the proxy's connection.
+ *
+ * Signing in over HTTPS (X-Forwarded-Proto https from a trusted proxy): a page (`/`, `/cam/<name>/`,
+ * `?login=1`) that needs credentials answers 401 with a sign-in form instead of the Basic challenge
+ * (unknown and private cameras alike). The form POSTs to <BASE_PATH>/login; right credentials set the
+ * signed session cookie (session.ts) and redirect (303) back; POST <BASE_PATH>/logout clears it.
+ * Both POSTs must be same-origin (Origin / Sec-Fetch-Site, login.ts); the cookie is SameSite=Lax.
+ * The cookie is a credential like the others on every route. Failed credential checks (form, Basic,
+ * Bearer, ?token=) are limited per client address (login.ts): over the limit, credentials are not
+ * checked and a route that needs them answers 429 with Retry-After.
+ *
+ * BASE_PATH (e.g. /camrelay): every route lives under it (/camrelay/, /camrelay/cam/<name>/ ...),
+ * /camrelay redirects to /camrelay/, redirects and the cookie's Path carry it; /healthz and /readyz
+ * also answer at /; anything else is 404. The pages' own links are relative, so they follow.
+ *
  * Slowloris: headersTimeout, requestTimeout, keepAliveTimeout, maxHeaderSize, maxHeadersCount; the
  * server checks the timeouts every second (Node's default is 30 s); malformed requests get a
  * 400/408/431 and are closed.
@@ -31,17 +51,22 @@ import { setMaxListeners } from 'node:events';
 import http, { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { listen, normaliseAddress, type Logger, type Service } from '@camrelay/common';
+import { CidrList, listen, normaliseAddress, RateLimitedLog, type Logger, type Service } from '@camrelay/common';
 import type { RejectReason } from '../metrics';
 import { CAMERA_NAME_RE } from '@camrelay/common';
-import { ViewerAuth } from './auth';
+import { AUTH_REALM, ViewerAuth } from './auth';
+import { ClientInfo, TrustedProxies } from './forwarded';
 import { HttpCamera } from './http-camera';
-import type { Lease } from './limits';
+import { REJECT_LOG_INTERVAL_MS, type Lease } from './limits';
+import { LoginThrottle, readForm, safeNext, sameOrigin } from './login';
+import { SESSION_COOKIE, SessionCookies } from './session';
 import { MJPEG_CONTENT_TYPE, MjpegStreamer, parseFpsParam } from './mjpeg';
 import type { OutletDeps } from './deps';
 import { newBootId } from './snapshot';
 import { SourceStatus, buildStatus } from './status';
-import { CAMERA_VIEWER_HTML, FAVICON_SVG, OVERVIEW_HTML, OVERVIEW_JS, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './viewer-page';
+import {
+  CAMERA_VIEWER_HTML, FAVICON_SVG, LOGIN_CSP, loginHtml, OVERVIEW_HTML, OVERVIEW_JS, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS, type LoginPage,
+} from './viewer-page';
 
 export interface HttpOutletOptions {
   /** BIND_HOST */
@@ -66,7 +91,20 @@ export interface HttpOutletOptions {
   viewerPassword?: string;
   /** SHUTDOWN_GRACE_MS: on stop(), in-flight responses get this long (default 2000) */
   shutdownGraceMs?: number;
+  /** TRUSTED_PROXY_CIDRS (default: none) */
+  trustedProxies?: CidrList;
+  /** BASE_PATH ('' or undefined = at /) */
+  basePath?: string;
+  /** SNAPSHOT_CACHE_S (default 0 = every snapshot no-store) */
+  snapshotCacheS?: number;
+  /** SESSION_TTL_MS (default 7 days) */
+  sessionTtlMs?: number;
+  /** SESSION_SECRET */
+  sessionSecret?: string;
 }
+
+/** Default SESSION_TTL_MS. */
+export const DEFAULT_SESSION_TTL_MS = 7 * 86_400_000;
 
 export interface HttpOutletDeps extends OutletDeps {
   /** camera state from the source, for /status.json and /readyz (single camera: when `cameras` is not given) */
@@ -86,6 +124,8 @@ export interface HttpOutletDeps extends OutletDeps {
   name?: string;
   /** /status.json `version` */
   version?: string;
+  /** wall clock (ms) for the sign-in cookie's expiry and the sign-in limit (tests: a fake clock) */
+  now?: () => number;
 }
 
 /** Largest request head accepted (bytes); more gets 431. */
@@ -95,13 +135,15 @@ export const MAX_HEADERS_COUNT = 50;
 export const MAX_REFUSED_PENDING = 256;
 
 interface Conn {
+  /** from a trusted proxy: no slot of its own; every request takes one for its client (see above) */
+  proxy: boolean;
   lease?: Lease;
   refused?: RejectReason;
   counted: boolean;
   active: number;
 }
 
-type Route = 'page' | 'js' | 'overviewJs' | 'css' | 'icon' | 'snapshot' | 'stream' | 'status' | 'healthz' | 'readyz';
+type Route = 'page' | 'js' | 'overviewJs' | 'css' | 'icon' | 'snapshot' | 'stream' | 'status' | 'healthz' | 'readyz' | 'login' | 'logout' | 'base';
 /** what /cam/<name>/<sub> serves */
 const CAM_ROUTES: Record<string, Route> = {
   '': 'page',
@@ -125,7 +167,29 @@ const ROUTES: Record<string, Route> = {
   '/status.json': 'status',
   '/healthz': 'healthz',
   '/readyz': 'readyz',
+  '/login': 'login',
+  '/logout': 'logout',
 };
+
+/** What a request path names (after BASE_PATH). */
+interface Match {
+  route?: Route;
+  /** /cam/<name>... */
+  camName?: string;
+  /** /cam/<name> without the slash: 301 to /cam/<name>/ */
+  redirect?: boolean;
+}
+
+/** How a request authenticated. */
+interface Credentials {
+  authed: boolean;
+  /** by the sign-in cookie */
+  session: boolean;
+  /** a sign-in cookie was sent but is expired, revoked or forged */
+  staleCookie: boolean;
+  /** > 0: credentials were sent but not checked (too many failures): ms until they will be */
+  blockedMs: number;
+}
 const COMMON_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' };
 
 function isLoopback(address: string | undefined): boolean {
@@ -142,6 +206,12 @@ export class HttpOutlet implements Service {
   private abort = new AbortController();
   private stopping: Promise<void> | undefined;
   private readonly auth: ViewerAuth;
+  private readonly proxies: TrustedProxies;
+  private readonly sessions: SessionCookies;
+  private readonly throttle: LoginThrottle;
+  private readonly throttleLog: RateLimitedLog;
+  /** BASE_PATH, '' at / */
+  private readonly base: string;
   /** the single camera the outlet owns when no `cameras` list is given */
   private own: HttpCamera | undefined;
   private startedAt = Date.now();
@@ -153,6 +223,12 @@ export class HttpOutlet implements Service {
   ) {
     this.log = deps.log;
     this.auth = new ViewerAuth(opts);
+    this.proxies = new TrustedProxies(opts.trustedProxies ?? new CidrList([]));
+    this.base = opts.basePath ?? '';
+    const now = deps.now ?? Date.now;
+    this.sessions = new SessionCookies({ ...opts, ttlMs: opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS, path: this.base || '/' }, now);
+    this.throttle = new LoginThrottle({}, now);
+    this.throttleLog = new RateLimitedLog(REJECT_LOG_INTERVAL_MS, now);
     if (!deps.cameras) this.own = this.newOwn();
   }
 
@@ -225,9 +301,16 @@ export class HttpOutlet implements Service {
       socket.destroy();
       return;
     }
+    if (this.proxies.trusts(socket.remoteAddress)) {
+      // a trusted proxy: admission happens per request, for the client it names (route())
+      const conn: Conn = { proxy: true, counted: false, active: 0 };
+      this.conns.set(socket, conn);
+      socket.once('close', () => this.conns.delete(socket));
+      return;
+    }
     const { limiter } = this.deps;
     const admission = limiter.admit(socket.remoteAddress);
-    const conn: Conn = { counted: false, active: 0 };
+    const conn: Conn = { proxy: false, counted: false, active: 0 };
     if (admission.ok) {
       conn.lease = admission.lease;
     } else {
@@ -276,76 +359,131 @@ export class HttpOutlet implements Service {
     }
   }
 
+  /** What a path names: BASE_PATH stripped (health checks also answer at /), then the route table. */
+  private match(fullPath: string): Match {
+    let path = fullPath;
+    if (this.base) {
+      if (path === this.base) return { route: 'base' };
+      if (path.startsWith(`${this.base}/`)) path = path.slice(this.base.length);
+      else if (path !== '/healthz' && path !== '/readyz') return {};
+    }
+    if (!path.startsWith('/cam/')) {
+      const route = ROUTES[path];
+      // the sign-in routes exist only when there is something to sign in with
+      if ((route === 'login' || route === 'logout') && !this.auth.enabled) return {};
+      return { route };
+    }
+    const rest = path.slice(5);
+    const slash = rest.indexOf('/');
+    if (slash < 0) return { route: 'page', camName: rest, redirect: true };
+    return { route: CAM_ROUTES[rest.slice(slash + 1)], camName: rest.slice(0, slash) };
+  }
+
+  /**
+   * The request's own admission: behind a trusted proxy a slot per request for the client it names
+   * (released when the response closes), else the connection's. Returns the refusal, if any.
+   */
+  private admitRequest(res: ServerResponse, conn: Conn | undefined, client: ClientInfo): RejectReason | undefined {
+    if (!conn) return 'max_clients';
+    if (!conn.proxy) return conn.refused;
+    const a = this.deps.limiter.admit(client.address);
+    if (!a.ok) return a.reason;
+    res.once('close', () => a.lease.release());
+    return undefined;
+  }
+
+  /** Checks the sign-in cookie, then Basic / Bearer / ?token= (limited per client address). */
+  private credentials(req: IncomingMessage, token: string | null, client: ClientInfo): Credentials {
+    if (!this.auth.enabled) return { authed: true, session: false, staleCookie: false, blockedMs: 0 };
+    const cookie = this.sessions.check(req.headers.cookie);
+    if (cookie === 'valid') return { authed: true, session: true, staleCookie: false, blockedMs: 0 };
+    const staleCookie = cookie === 'invalid';
+    if (!this.auth.presented(req.headers.authorization, token)) return { authed: false, session: false, staleCookie, blockedMs: 0 };
+    const blockedMs = this.throttle.retryAfterMs(client.address);
+    if (blockedMs > 0) return { authed: false, session: false, staleCookie, blockedMs };
+    const authed = this.auth.check(req.headers.authorization, token);
+    if (authed) this.throttle.succeed(client.address);
+    else this.failedCheck(client.address);
+    return { authed, session: false, staleCookie, blockedMs: 0 };
+  }
+
+  private failedCheck(address: string): void {
+    if (this.throttle.fail(address)) {
+      this.throttleLog.warn(this.log, 'limit', { ip: address }, 'too many failed sign-ins: credentials from this address are not checked for a while');
+    }
+  }
+
   private route(req: IncomingMessage, res: ServerResponse, conn: Conn | undefined): void {
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
     const path = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
+    const search = q >= 0 ? rawUrl.slice(q) : '';
     // /cam/<name>/<sub>: one camera; the seed paths serve the first camera
-    let camName: string | undefined;
-    let route: Route | undefined = ROUTES[path];
-    let redirect = false;
-    if (path.startsWith('/cam/')) {
-      const rest = path.slice(5);
-      const slash = rest.indexOf('/');
-      camName = slash < 0 ? rest : rest.slice(0, slash);
-      if (slash < 0) {
-        redirect = true;
-        route = 'page';
-      } else route = CAM_ROUTES[rest.slice(slash + 1)];
-    }
+    const { route, camName, redirect } = this.match(path);
+    const client = this.proxies.resolve(req);
     const { limiter } = this.deps;
 
-    if (!conn || conn.refused) {
-      const reason = conn?.refused ?? 'max_clients';
+    const refused = this.admitRequest(res, conn, client);
+    if (refused) {
       const healthRoute = route === 'healthz' || route === 'readyz';
-      const healthOk = healthRoute && (reason !== 'not_allowed' || isLoopback(req.socket.remoteAddress));
-      res.setHeader('Connection', 'close');
-      if (healthOk && conn) conn.counted = true; // served, not refused
+      const healthOk = healthRoute && (refused !== 'not_allowed' || isLoopback(client.address));
+      // a proxy's connection carries other clients' requests: keep it open
+      if (!conn?.proxy) res.setHeader('Connection', 'close');
+      if (healthOk && conn && !conn.proxy) conn.counted = true; // served, not refused
       if (!healthOk) {
-        if (conn && !conn.counted) {
+        if (conn?.proxy) limiter.reject(refused, client.address, 'http');
+        else if (conn && !conn.counted) {
           conn.counted = true;
-          limiter.reject(reason, req.socket.remoteAddress, 'http');
+          limiter.reject(refused, req.socket.remoteAddress, 'http');
         }
-        if (reason === 'not_allowed') this.plain(res, 403, 'forbidden\n');
+        if (refused === 'not_allowed') this.plain(res, 403, 'forbidden\n');
         else this.plain(res, 503, 'too many clients, try again later\n', { 'Retry-After': '5' });
         return;
       }
     }
     if (!route) return this.plain(res, 404, 'not found\n');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return this.plain(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
+    if (route === 'base') return this.redirect(res, 301, `${this.base}/${search}`);
+    if (route === 'logout' || (route === 'login' && req.method === 'POST')) {
+      if (req.method !== 'POST') return this.plain(res, 405, 'method not allowed\n', { Allow: 'POST' });
+      const done = route === 'login' ? this.signIn(req, res, client) : this.signOut(req, res, client);
+      void done.catch((err) => {
+        this.log.error({ err }, 'sign-in request failed');
+        res.destroy();
+      });
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return this.plain(res, 405, 'method not allowed\n', { Allow: route === 'login' ? 'GET, HEAD, POST' : 'GET, HEAD' });
+    }
 
     const cameras = this.cameras();
-    const params = () => new URLSearchParams(q >= 0 ? rawUrl.slice(q + 1) : '');
-    let authed = !this.auth.enabled;
-    if (!authed) {
-      const token = q >= 0 ? new URLSearchParams(rawUrl.slice(q + 1)).get('token') : null;
-      authed = this.auth.check(req.headers.authorization, token);
-    }
-    const unauthorized = () => {
-      limiter.reject('unauthorized', req.socket.remoteAddress, 'http');
-      this.plain(res, 401, 'unauthorized\n', { 'WWW-Authenticate': this.auth.challenges() });
-    };
+    const params = () => new URLSearchParams(search);
+    const creds = this.credentials(req, q >= 0 ? params().get('token') : null, client);
+    const authed = creds.authed;
+    // `page`: a browser navigation, which gets the sign-in form over HTTPS instead of a challenge
+    const unauthorized = (page: boolean) => this.unauthorized(res, creds, client, page ? `${path}${search}` : undefined);
 
     let cam: HttpCamera | undefined;
     if (camName !== undefined) {
       cam = CAMERA_NAME_RE.test(camName) ? cameras.find((c) => c.name === camName) : undefined;
       // static files of the page carry nothing of the camera: served like the top-level ones
       const open = route === 'js' || route === 'overviewJs' || route === 'css' || route === 'icon';
-      if (!open && !authed && !cam?.public) return unauthorized(); // unknown and private: the same answer
+      if (!open && !authed && !cam?.public) return unauthorized(route === 'page'); // unknown and private: the same answer
       if (!cam) return this.plain(res, 404, 'not found\n');
-      if (redirect) {
-        res.writeHead(301, { ...COMMON_HEADERS, Location: `/cam/${cam.name}/${q >= 0 ? rawUrl.slice(q) : ''}`, 'Content-Length': 0 });
-        res.end();
-        return;
-      }
+      if (redirect) return this.redirect(res, 301, `${this.base}/cam/${cam.name}/${search}`);
     } else if (route === 'snapshot' || route === 'stream') {
       cam = cameras[0];
-      if (!authed && !cam?.public) return unauthorized();
+      if (!authed && !cam?.public) return unauthorized(false);
       if (!cam) return this.plain(res, 503, 'no camera configured\n', { 'Retry-After': '5' });
     } else if ((route === 'page' || route === 'status') && !authed && !cameras.some((c) => c.public)) {
-      return unauthorized();
+      return unauthorized(route === 'page');
     } else if (route === 'page' && !authed && params().get('login') !== null) {
-      return unauthorized(); // the overview's "sign in" link: make the browser ask for the credentials
+      return unauthorized(true); // the overview's "sign in" link: make the browser ask for the credentials
+    } else if (route === 'login') {
+      // GET <base>/login: the form over HTTPS (signed in: back to the start), else the browser's prompt
+      if (authed) return this.redirect(res, 303, `${this.base}/`);
+      if (client.proto !== 'https') return unauthorized(false);
+      return this.loginPage(res, 200, { next: `${this.base}/` });
     }
 
     switch (route) {
@@ -367,6 +505,7 @@ export class HttpOutlet implements Service {
           version: this.deps.version ?? 'unknown',
           uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
           authenticated: authed,
+          session: creds.session,
           cameras: visible,
         });
       }
@@ -386,7 +525,7 @@ export class HttpOutlet implements Service {
         return this.send(res, 200, 'image/svg+xml', FAVICON_SVG);
       case 'snapshot': {
         const c = cam as HttpCamera;
-        void c.handleSnapshot(req, res, this.abort.signal).catch((err) => {
+        void c.handleSnapshot(req, res, this.abort.signal, this.cacheSeconds(c)).catch((err) => {
           this.log.error({ err, camera: c.name }, 'snapshot failed');
           res.destroy();
         });
@@ -422,6 +561,98 @@ export class HttpOutlet implements Service {
     });
     const frame = s.frame as { ageMs: number } | null;
     return { name: c.name, public: c.public, ...s, up: s.cameraUp, frameAgeMs: frame ? frame.ageMs : null, viewers: c.streamer.size };
+  }
+
+  /**
+   * SNAPSHOT_CACHE_S for a camera anyone may see: public (or no credentials configured at all) and no
+   * ALLOW_CIDRS (a shared cache cannot apply the relay's address list); else 0 (no-store).
+   */
+  private cacheSeconds(c: HttpCamera): number {
+    const anyone = (c.public || !this.auth.enabled) && this.deps.limiter.open;
+    return anyone ? (this.opts.snapshotCacheS ?? 0) : 0;
+  }
+
+  /**
+   * 401 (429 while the client's credentials are not checked). `page` (the path a browser navigated to)
+   * over HTTPS: the sign-in form, which posts back to it; else a challenge (without Basic for a
+   * browser whose sign-in cookie went stale, so it sees no prompt).
+   */
+  private unauthorized(res: ServerResponse, creds: Credentials, client: ClientInfo, page: string | undefined): void {
+    const { limiter } = this.deps;
+    const form = page !== undefined && client.proto === 'https';
+    const clear = creds.staleCookie ? { 'Set-Cookie': this.sessions.clear() } : {};
+    const next = () => {
+      const [p, query = ''] = (page as string).split('?', 2);
+      const keep = new URLSearchParams(query);
+      keep.delete('token');
+      keep.delete('login');
+      return safeNext(keep.size > 0 ? `${p}?${keep}` : p, this.base);
+    };
+    if (creds.blockedMs > 0) {
+      limiter.reject('rate_limited', client.address, 'http');
+      const secs = Math.ceil(creds.blockedMs / 1000);
+      if (form) return this.loginPage(res, 429, { next: next(), message: `too many failed attempts: try again in ${secs} s` }, { 'Retry-After': String(secs), ...clear });
+      return this.plain(res, 429, 'too many failed sign-ins, try again later\n', { 'Retry-After': String(secs) });
+    }
+    limiter.reject('unauthorized', client.address, 'http');
+    if (form) return this.loginPage(res, 401, { next: next() }, { 'WWW-Authenticate': this.cookieChallenge(), ...clear });
+    const challenge = creds.staleCookie && client.proto === 'https' ? this.cookieChallenge() : this.auth.challenges();
+    this.plain(res, 401, 'unauthorized\n', { 'WWW-Authenticate': challenge, ...clear });
+  }
+
+  /** A challenge browsers do not prompt for (draft-broyer-http-cookie-auth): sign in with the form. */
+  private cookieChallenge(): string {
+    return `Cookie realm="${AUTH_REALM}", form-action="${this.base}/login", cookie-name="${SESSION_COOKIE}"`;
+  }
+
+  private loginPage(res: ServerResponse, status: number, p: Omit<LoginPage, 'base' | 'fields'>, extra: http.OutgoingHttpHeaders = {}): void {
+    const html = loginHtml({ ...p, base: this.base, fields: this.auth.formFields });
+    // strict-origin: the form's POST carries a real Origin (see LOGIN_CSP); a Referer is the origin only
+    this.send(res, status, 'text/html; charset=utf-8', html, { 'Content-Security-Policy': LOGIN_CSP, 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'strict-origin', ...extra });
+  }
+
+  /** POST <base>/login: the sign-in form's submission (HTTPS through a trusted proxy only). */
+  private async signIn(req: IncomingMessage, res: ServerResponse, client: ClientInfo): Promise<void> {
+    const { metrics } = this.deps;
+    if (client.proto !== 'https') {
+      req.resume();
+      return this.plain(res, 403, 'the sign-in form works over HTTPS (through the TLS proxy) only; scripts can use HTTP Basic, Bearer or ?token=\n');
+    }
+    if (!sameOrigin(req.headers, client.host)) {
+      req.resume();
+      return this.plain(res, 403, 'cross-site sign-in refused\n');
+    }
+    const form = await readForm(req);
+    if (res.destroyed) return;
+    if (typeof form === 'number') return this.plain(res, form, `${STATUS_CODES[form]}\n`, { Connection: 'close' });
+    const next = safeNext(form.get('next'), this.base);
+    const user = form.get('user') ?? '';
+    const blockedMs = this.throttle.retryAfterMs(client.address);
+    if (blockedMs > 0) {
+      metrics.loginAttempts.inc({ result: 'rate_limited' });
+      const secs = Math.ceil(blockedMs / 1000);
+      return this.loginPage(res, 429, { next, user, message: `too many failed attempts: try again in ${secs} s` }, { 'Retry-After': String(secs) });
+    }
+    if (!this.auth.checkForm(user, form.get('password') ?? '')) {
+      this.failedCheck(client.address);
+      metrics.loginAttempts.inc({ result: 'bad_credentials' });
+      return this.loginPage(res, 401, { next, user, message: 'wrong user name or password' }, { 'WWW-Authenticate': this.cookieChallenge() });
+    }
+    this.throttle.succeed(client.address);
+    metrics.loginAttempts.inc({ result: 'ok' });
+    this.redirect(res, 303, next, { 'Set-Cookie': this.sessions.issue() });
+  }
+
+  /** POST <base>/logout: clears the sign-in cookie (same-origin only), back to the start. */
+  private async signOut(req: IncomingMessage, res: ServerResponse, client: ClientInfo): Promise<void> {
+    req.resume();
+    if (!sameOrigin(req.headers, client.host)) return this.plain(res, 403, 'cross-site sign-out refused\n');
+    this.redirect(res, 303, `${this.base}/`, { 'Set-Cookie': this.sessions.clear() });
+  }
+
+  private redirect(res: ServerResponse, status: 301 | 303, location: string, extra: http.OutgoingHttpHeaders = {}): void {
+    res.writeHead(status, { ...COMMON_HEADERS, Location: location, 'Content-Length': 0, ...(status === 303 ? { 'Cache-Control': 'no-store' } : {}), ...extra });
+    res.end();
   }
 
   private send(res: ServerResponse, status: number, type: string, body: string, extra: http.OutgoingHttpHeaders = {}): void {

@@ -3,7 +3,8 @@
  * outlets and MAX_CLIENTS_PER_IP, plus the live per-protocol client counts behind `relay_clients`.
  *
  * A slot ("lease") is held per TCP connection (raw socket or HTTP connection) from accept to close,
- * because sockets are what a flood uses up. Addresses are normalised (`::ffff:10.0.0.1` counts as
+ * because sockets are what a flood uses up. Behind a trusted proxy (TRUSTED_PROXY_CIDRS) the HTTP
+ * outlet takes one per request instead, for the client address the proxy names (see http.ts). Addresses are normalised (`::ffff:10.0.0.1` counts as
  * `10.0.0.1`) so one client cannot double its share by switching address families.
  *
  * Rejections are counted by reason and logged at most once per 10 s per reason (the address of the
@@ -61,6 +62,11 @@ export class ClientLimiter {
   /** Slots held by one address (normalised). */
   connectionsFrom(address: string): number {
     return this.perIp.get(normaliseAddress(address)) ?? 0;
+  }
+
+  /** True when ALLOW_CIDRS is empty: everyone may connect. */
+  get open(): boolean {
+    return this.opts.allow.empty;
   }
 
   /** True when ALLOW_CIDRS lets the address in (always true when the list is empty). */

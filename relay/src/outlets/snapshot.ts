@@ -5,6 +5,9 @@
  * Caching: `Cache-Control: no-store` (it is live) but with validators so pollers can ask cheaply:
  * ETag `"<boot id>-<seq>"` (the boot id keeps ETags from two relay runs apart, since seq restarts
  * at 1), Last-Modified = capture time, `X-Frame-Age-Ms`, and 304 when If-None-Match matches.
+ * With a `maxAgeS` (SNAPSHOT_CACHE_S; the outlet passes it only for a camera anyone may see) the 200
+ * and 304 say `Cache-Control: public, max-age=N` instead, so a shared cache in front answers the
+ * pollers and the relay sees about one request per N seconds. A 503 is never cacheable.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -54,8 +57,8 @@ export class SnapshotHandler {
     private readonly bootId: string,
   ) {}
 
-  /** Serves one GET/HEAD /snapshot.jpg. `stop` aborts a wait at shutdown. */
-  async handle(req: IncomingMessage, res: ServerResponse, stop: AbortSignal): Promise<void> {
+  /** Serves one GET/HEAD /snapshot.jpg. `stop` aborts a wait at shutdown; `maxAgeS` > 0 makes it cacheable. */
+  async handle(req: IncomingMessage, res: ServerResponse, stop: AbortSignal, maxAgeS = 0): Promise<void> {
     const { store, metrics, limiter } = this.deps;
     const untrack = limiter.track('snapshot');
     metrics.clientConnections.inc({ protocol: 'snapshot' });
@@ -82,7 +85,7 @@ export class SnapshotHandler {
     }
     const etag = etagFor(this.bootId, frame.seq);
     const headers = {
-      'Cache-Control': 'no-store',
+      'Cache-Control': maxAgeS > 0 ? `public, max-age=${maxAgeS}` : 'no-store',
       ETag: etag,
       'Last-Modified': new Date(frame.capturedAt).toUTCString(),
       'X-Frame-Age-Ms': String(Math.max(0, Date.now() - frame.capturedAt)),

@@ -16,14 +16,42 @@
  *                     and fps, and links to cam/<name>/. A "sign in" link (`?login=1`, which the relay
  *                     answers with a 401 challenge until the browser sends credentials) appears when
  *                     status.json says the visitor is not signed in, or lists no camera.
+ *   loginHtml()       the sign-in form the relay shows over HTTPS instead of the browser's Basic
+ *                     prompt (see http.ts); it POSTs to <BASE_PATH>/login. The overview and the viewer
+ *                     at / show a "sign out" button (a POST to logout) while status.json says
+ *                     `session: true` (signed in with the form's cookie).
  * A `?token=...` in the page URL is passed on to every URL the pages load and link to (browsers
  * cannot put an Authorization header on <img>). All URLs are relative, so the pages also work behind
- * a reverse proxy under a path prefix. The Content-Security-Policy allows nothing but same-origin loads.
+ * a reverse proxy under a path prefix (BASE_PATH). The Content-Security-Policy allows nothing but
+ * same-origin loads and same-origin form posts.
  */
 
 export const VIEWER_CSP =
   "default-src 'none'; img-src 'self' blob:; script-src 'self'; style-src 'self'; connect-src 'self'; " +
-  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/**
+ * The sign-in page's policy: its stylesheet and icon, and a form that posts to this site. Served with
+ * Referrer-Policy strict-origin (not no-referrer, whose form posts carry `Origin: null` in browsers
+ * without fetch metadata); the page's own URL never reaches a Referer.
+ */
+export const LOGIN_CSP = "default-src 'none'; img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/** Every page's <!doctype> and <head>: `assets` is the path prefix of viewer.css and favicon.svg. */
+function pageHead(title: string, assets: string, referrer = 'no-referrer'): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="${referrer}">
+<title>${title}</title>
+<link rel="stylesheet" href="${assets}viewer.css">
+<link rel="icon" href="${assets}favicon.svg" type="image/svg+xml">
+</head>`;
+}
+
+const SIGNOUT_FORM = '<form id="signout" method="post" action="logout" hidden><button type="submit">sign out</button></form>';
 
 /**
  * The viewer page. `root` is the relative path from the page to the site root, where the shared
@@ -31,21 +59,14 @@ export const VIEWER_CSP =
  */
 export function viewerHtml(root = ''): string {
   const back = root ? `\n    <a id="back" href="${root}">&larr; all cameras</a>` : '';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>camrelay viewer</title>
-<link rel="stylesheet" href="${root}viewer.css">
-<link rel="icon" href="${root}favicon.svg" type="image/svg+xml">
-</head>
+  // sign-out: only the viewer at / polls the relay-wide status.json that says `session`
+  const signout = root ? '' : `\n    <span class="spacer"></span>\n    ${SIGNOUT_FORM}`;
+  return `${pageHead('camrelay viewer', root)}
 <body>
 <main>
   <header>${back}
     <h1 id="name">camrelay</h1>
-    <span id="camera" class="badge">connecting&hellip;</span>
+    <span id="camera" class="badge">connecting&hellip;</span>${signout}
   </header>
   <figure>
     <img id="live" alt="live camera image">
@@ -94,6 +115,14 @@ a{color:#9fc9ff}
 #back{font-size:13px;text-decoration:none}
 .spacer{flex:1}
 #signin{font-size:13px}
+#signout button{font:inherit;font-size:13px;color:#9fc9ff;background:none;border:0;padding:0;cursor:pointer;text-decoration:underline}
+main.login{max-width:360px;padding-top:10vh}
+.login form{display:grid;gap:6px;margin-top:16px}
+.login label{font-size:13px;color:#999;margin-top:6px}
+.login input{font:inherit;padding:8px;border-radius:6px;border:1px solid #555;background:#1c1c1c;color:#ddd}
+.login button{font:inherit;margin-top:12px;padding:8px;border-radius:6px;border:0;background:#1f6f3a;color:#fff;cursor:pointer}
+.login .hint{font-size:12px;color:#999;margin:0}
+#error{color:#ff8a8a;min-height:1.4em;margin:4px 0 0}
 #empty{color:#999}
 #cams{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px;margin-top:12px}
 .tile{display:block;background:#1c1c1c;border-radius:6px;overflow:hidden;color:inherit;text-decoration:none}
@@ -206,6 +235,8 @@ export const VIEWER_JS = `'use strict';
         // the relay was unreachable, so the stream broke: open it again
         if (relayDown && mode === 'stream') startStream();
         relayDown = false;
+        var out = document.getElementById('signout');
+        if (out) out.hidden = !(s && s.session === true);
         var c = cameraOf(s);
         if (!c) throw new Error('no camera');
         if (c.name) {
@@ -243,16 +274,7 @@ export const VIEWER_JS = `'use strict';
 `;
 
 /** The overview at /: one tile per camera the visitor may see, filled by /overview.js. */
-export const OVERVIEW_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>camrelay cameras</title>
-<link rel="stylesheet" href="viewer.css">
-<link rel="icon" href="favicon.svg" type="image/svg+xml">
-</head>
+export const OVERVIEW_HTML = `${pageHead('camrelay cameras', '')}
 <body>
 <main>
   <header>
@@ -260,6 +282,7 @@ export const OVERVIEW_HTML = `<!doctype html>
     <span id="summary" class="badge">connecting&hellip;</span>
     <span class="spacer"></span>
     <a id="signin" href="?login=1" hidden>sign in</a>
+    ${SIGNOUT_FORM}
   </header>
   <p id="empty" hidden>No camera to show.</p>
   <div id="cams"></div>
@@ -275,6 +298,7 @@ export const OVERVIEW_JS = `'use strict';
   var token = params.get('token');
   var grid = document.getElementById('cams');
   var signin = document.getElementById('signin');
+  var signout = document.getElementById('signout');
   var summary = document.getElementById('summary');
   var empty = document.getElementById('empty');
   /** camera name -> its tile */
@@ -410,6 +434,7 @@ export const OVERVIEW_JS = `'use strict';
     // (private cameras may be hidden); true when signed in or when no credentials are configured
     var needed = s.authenticated === false || s.signIn === true || (cams.length === 0 && s.authenticated !== true);
     signin.hidden = Boolean(token) || !needed;
+    signout.hidden = s.session !== true;
   }
 
   function poll() {
@@ -432,3 +457,45 @@ export const OVERVIEW_JS = `'use strict';
   poll();
 })();
 `;
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
+}
+
+export interface LoginPage {
+  /** BASE_PATH ('' at /): the form posts to <base>/login, the stylesheet is <base>/viewer.css */
+  base: string;
+  /** where to go after signing in (already checked by safeNext) */
+  next: string;
+  /** what to ask for (ViewerAuth.formFields) */
+  fields: 'password' | 'token' | 'both';
+  /** an error line (wrong credentials, too many attempts) */
+  message?: string;
+  /** the user name typed before, kept after a failed attempt */
+  user?: string;
+}
+
+/** The sign-in form (served with LOGIN_CSP). Every value is HTML-escaped. */
+export function loginHtml(p: LoginPage): string {
+  const user = p.fields === 'token' ? '' : `
+    <label for="user">user name</label>
+    <input id="user" name="user" autocomplete="username" autocapitalize="none" spellcheck="false" value="${esc(p.user ?? '')}">`;
+  const secretLabel = p.fields === 'token' ? 'access token' : 'password';
+  const hint = p.fields === 'both' ? '\n    <p class="hint">or paste the access token as the password</p>' : '';
+  return `${pageHead('sign in \u00b7 camrelay', `${esc(p.base)}/`, 'strict-origin')}
+<body>
+<main class="login">
+  <h1>camrelay</h1>
+  <form id="login" method="post" action="${esc(p.base)}/login">
+    <input type="hidden" name="next" value="${esc(p.next)}">${user}
+    <label for="password">${secretLabel}</label>
+    <input id="password" name="password" type="password" autocomplete="current-password" required>${hint}
+    <p id="error" role="alert">${esc(p.message ?? '')}</p>
+    <button type="submit">sign in</button>
+  </form>
+</main>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,94 @@
+/**
+ * A relay with public and private cameras behind a (simulated) HTTPS proxy at 127.0.0.1: the
+ * sign-in form answers unknown and private cameras alike, the cookie opens private cameras like any
+ * credential, SNAPSHOT_CACHE_S marks only public cameras' snapshots cacheable, BASE_PATH carries
+ * through the camera routes. Real loopback sockets, an in-process relay (test-support).
+ */
+import { parseSetCookie } from 'cookie';
+import { MultiRelay, request, startPubPrivRelay } from '../../../test-support';
+
+jest.setTimeout(30_000);
+
+const HTTPS = { 'X-Forwarded-For': '198.51.100.7', 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'cam.example' };
+const ENV = { TRUSTED_PROXY_CIDRS: '127.0.0.1/32', VIEWER_PASSWORD: 'correct horse', VIEWER_TOKEN: 'tok-12345678', SNAPSHOT_CACHE_S: '5' };
+
+let relay: MultiRelay | undefined;
+afterEach(async () => {
+  await relay?.stop();
+  relay = undefined;
+});
+
+const start = (env: Record<string, string> = {}) => startPubPrivRelay({ ...ENV, ...env });
+
+async function signIn(r: MultiRelay, base = ''): Promise<string> {
+  const res = await request(`${r.base}${base}/login`, {
+    method: 'POST', headers: { ...HTTPS, 'Content-Type': 'application/x-www-form-urlencoded', Origin: 'https://cam.example' },
+    body: 'user=viewer&password=correct+horse',
+  });
+  expect(res.status).toBe(303);
+  const c = parseSetCookie((res.headers['set-cookie'] as string[])[0]);
+  return `${c.name}=${c.value}`;
+}
+
+describe('relay behind an HTTPS proxy', () => {
+  test('unknown and private cameras get the same sign-in form; the cookie opens the private one', async () => {
+    relay = await start();
+    const r = relay;
+    const priv = await request(`${r.base}/cam/priv/`, { headers: HTTPS });
+    const unknown = await request(`${r.base}/cam/nope/`, { headers: HTTPS });
+    expect(priv.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    // the same page, but for where it goes back to (the path the visitor typed)
+    expect(unknown.body.toString().replace('/cam/nope/', '/cam/priv/')).toBe(priv.body.toString());
+    for (const h of ['www-authenticate', 'content-security-policy', 'content-type', 'cache-control']) expect(unknown.headers[h]).toEqual(priv.headers[h]);
+    // a public camera needs nothing
+    expect((await request(`${r.base}/cam/pub/`, { headers: HTTPS })).status).toBe(200);
+
+    const cookie = await signIn(r);
+    const headers = { ...HTTPS, Cookie: cookie };
+    expect((await request(`${r.base}/cam/priv/`, { headers })).status).toBe(200);
+    const snap = await request(`${r.base}/cam/priv/snapshot.jpg`, { headers });
+    expect(snap.status).toBe(200);
+    expect(snap.body.length).toBe(200);
+    expect((await request(`${r.base}/cam/nope/`, { headers })).status).toBe(404);
+    const status = JSON.parse((await request(`${r.base}/status.json`, { headers })).body.toString()) as { session: boolean; cameras: { name: string }[] };
+    expect(status.session).toBe(true);
+    expect(status.cameras.map((c) => c.name)).toEqual(['pub', 'priv']);
+  });
+
+  test('SNAPSHOT_CACHE_S: public cameras cacheable, private ones no-store whatever the credential', async () => {
+    relay = await start();
+    const r = relay;
+    const cookie = await signIn(r);
+    for (const headers of [{}, HTTPS, { Authorization: 'Bearer tok-12345678' }]) {
+      const pub = await request(`${r.base}/cam/pub/snapshot.jpg`, { headers });
+      expect(pub.status).toBe(200);
+      expect(pub.headers['cache-control']).toBe('public, max-age=5');
+    }
+    // the seed path serves the first camera, public here
+    expect((await request(`${r.base}/snapshot.jpg`)).headers['cache-control']).toBe('public, max-age=5');
+    for (const headers of [{ Authorization: 'Bearer tok-12345678' }, { ...HTTPS, Cookie: cookie }]) {
+      const priv = await request(`${r.base}/cam/priv/snapshot.jpg`, { headers });
+      expect(priv.status).toBe(200);
+      expect(priv.headers['cache-control']).toBe('no-store');
+      const again = await request(`${r.base}/cam/priv/snapshot.jpg`, { headers: { ...headers, 'If-None-Match': String(priv.headers.etag) } });
+      expect([again.status, again.headers['cache-control']]).toEqual([304, 'no-store']);
+    }
+    expect((await request(`${r.base}/cam/priv/snapshot.jpg`)).headers['cache-control']).toBe('no-store');
+  });
+
+  test('BASE_PATH carries through camera routes, redirects and the overview', async () => {
+    relay = await start({ BASE_PATH: '/camrelay' });
+    const r = relay;
+    const redirect = await request(`${r.base}/camrelay/cam/pub?fps=2`);
+    expect(redirect.status).toBe(301);
+    expect(redirect.headers.location).toBe('/camrelay/cam/pub/?fps=2');
+    expect((await request(`${r.base}/camrelay/cam/pub/snapshot.jpg`)).status).toBe(200);
+    expect((await request(`${r.base}/cam/pub/snapshot.jpg`)).status).toBe(404);
+    const overview = await request(`${r.base}/camrelay/`);
+    expect(overview.status).toBe(200);
+    expect(overview.body.toString()).toContain('<script src="overview.js">');
+    const cookie = await signIn(r, '/camrelay');
+    expect((await request(`${r.base}/camrelay/cam/priv/snapshot.jpg`, { headers: { Cookie: cookie } })).status).toBe(200);
+  });
+});
