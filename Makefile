@@ -95,12 +95,19 @@ NOT_AGENT := SSH_HOST_KEY="$${SSH_HOST_KEY:-unused-by-this-command}"
 # The camera list on this machine (docs/cameras.md): CAMERAS_FILE from the environment or .env. With it,
 # scripts/stack-config.sh checks it and writes .camrelay/compose.yml (every camera's ports, forwards and
 # permitted tunnel ports), and compose runs docker-compose.yml + that file; without it,
-# docker-compose.yml + compose/single-camera.yml (one camera, as in the seed).
+# docker-compose.yml + compose/single-camera.yml (one camera, as in the seed). Both then get the front
+# door below.
 ifeq ($(origin CAMERAS_FILE),undefined)
 CAMERAS_FILE := $(call env_file_value,CAMERAS_FILE)
 endif
 export CAMERAS_FILE
-STACK_FILES := docker-compose.yml:$(if $(strip $(CAMERAS_FILE)),.camrelay/compose.yml,compose/single-camera.yml)
+# The viewers' front door: HTTPS through Caddy (compose/https.yml; DOMAIN for a real certificate), or
+# with HTTPS=off (environment or .env) the relay's plain HTTP port as before (compose/plain-http.yml).
+ifeq ($(origin HTTPS),undefined)
+HTTPS := $(call env_file_value,HTTPS)
+endif
+FRONT_FILE := $(if $(filter off false no 0,$(HTTPS)),compose/plain-http.yml,compose/https.yml)
+STACK_FILES := docker-compose.yml:$(if $(strip $(CAMERAS_FILE)),.camrelay/compose.yml,compose/single-camera.yml):$(FRONT_FILE)
 STACK := COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=$(STACK_FILES) $(COMPOSE)
 BASE := COMPOSE_FILE=docker-compose.yml $(COMPOSE)
 TAG := $(or $(CAMRELAY_TAG),$(call env_file_value,CAMRELAY_TAG),local)

@@ -45,41 +45,39 @@ no_pull=${CAMRELAY_NO_PULL:-0}
 if [[ $(docker image inspect -f '{{index .Config.Labels "org.camrelay.standin"}}' node:24-trixie-slim 2>/dev/null) == true ]]; then
   no_pull=1 # base images are local stand-ins: this machine has no registry
 fi
-services=(tunnel-server relay prometheus grafana fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
+services=(tunnel-server relay caddy prometheus grafana fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
 grafana_image=$("${COMPOSE[@]}" --profile demo config 2>/dev/null | sed -n 's/^[[:space:]]*image:[[:space:]]*\(grafana\/grafana:.*\)$/\1/p' | head -1)
 if ! docker image inspect "$grafana_image" >/dev/null 2>&1; then
   if [[ $no_pull == 1 ]] || ! docker pull -q "$grafana_image" >/dev/null 2>&1; then
-    services=(tunnel-server relay prometheus fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
+    services=(tunnel-server relay caddy prometheus fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
     log "WITHOUT GRAFANA: image $grafana_image is not available (no registry). Everything else runs."
   fi
 fi
 
 # The demo's camera list: front (healthy) and garden (flaky) pulled through ONE tunnel, printer pushing.
 # scripts/stack-config.sh turns it into .camrelay/compose.yml (ports, forwards, permitted tunnel ports),
-# checked in the relay image just built, exactly as `make up-vps` does with your own list.
+# checked in the relay image just built, exactly as `make up-vps` does with your own list. Viewers come
+# in over HTTPS (compose/https.yml): Caddy's local CA for localhost on 8443, plain HTTP on 8081 redirects
+# there, no HSTS for localhost (it would stick to every localhost site in the browser).
 export CAMERAS_FILE=demo/cameras.yml
+export DOMAIN=${DOMAIN:-localhost} HTTPS_PORT=${HTTPS_PORT:-8443} HTTP_REDIRECT_PORT=${HTTP_REDIRECT_PORT:-8081} HSTS_MAX_AGE=${HSTS_MAX_AGE:-0}
 log "building: ${services[*]}"
 COMPOSE_FILE=docker-compose.yml "${COMPOSE[@]}" --profile demo build
 scripts/stack-config.sh --image "camrelay/relay:${CAMRELAY_TAG:-local}"
-export COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=docker-compose.yml:.camrelay/compose.yml
+export COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=docker-compose.yml:.camrelay/compose.yml:compose/https.yml
 log "starting: ${services[*]}"
 "${COMPOSE[@]}" --profile demo up -d "${services[@]}"
 
-http_port=${RELAY_HTTP_PORT:-$(env_file_value RELAY_HTTP_PORT)}; http_port=${http_port:-8081}
 grafana_port=${GRAFANA_PORT:-$(env_file_value GRAFANA_PORT)}; grafana_port=${grafana_port:-3000}
-# An HTTP status line with bash alone (no curl or node needed on the host).
-http_status() { # path
-  local line
-  exec 3<>"/dev/tcp/127.0.0.1/$http_port" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" >&3
-  IFS= read -r -t 5 line <&3 || line=
-  exec 3<&- 3>&-
-  [[ $line == *" 200 "* ]]
-}
+# Asked inside the relay's container (its HTTP port is published nowhere; no curl needed on the host).
 # The front camera is healthy: its snapshot answers once the tunnel is up (the flaky garden camera
 # makes the relay-wide /readyz come and go, which is what it is for).
+relay_serves() {
+  "${COMPOSE[@]}" --profile demo exec -T relay node -e \
+    "fetch('http://127.0.0.1:8081/cam/front/snapshot.jpg').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" >/dev/null 2>&1
+}
 for _ in $(seq 1 90); do
-  if http_status /cam/front/snapshot.jpg 2>/dev/null; then
+  if relay_serves; then
     ready=1
     break
   fi
@@ -89,17 +87,30 @@ if [[ -z ${ready:-} ]]; then
   log "the relay serves no frame of the front camera after 90 s; see: make logs"
   exit 1
 fi
+# Caddy's local CA root, for curl --cacert and browsers (Caddy creates it at its first start).
+root=/data/caddy/pki/authorities/local/root.crt
+for _ in $(seq 1 30); do
+  if "${COMPOSE[@]}" --profile demo exec -T caddy cat "$root" >secrets/https-root.crt.tmp 2>/dev/null && [[ -s secrets/https-root.crt.tmp ]]; then
+    mv -f secrets/https-root.crt.tmp secrets/https-root.crt
+    break
+  fi
+  sleep 1
+done
+rm -f secrets/https-root.crt.tmp
+[[ -s secrets/https-root.crt ]] || { log "Caddy wrote no local CA root ($root); see: make logs"; exit 1; }
+base="https://localhost:$HTTPS_PORT"
 cat <<EOF
 
-camrelay demo is up: three fake cameras (demo/cameras.yml) -> ONE tunnel / push -> relay:
-  overview         http://localhost:$http_port/
-  one camera       http://localhost:$http_port/cam/front/   (also garden: flaky, printer: pushing)
-  one frame        nc localhost 8080 < /dev/null > front.jpg     (garden 8082, printer 8083)
-  snapshot, MJPEG  http://localhost:$http_port/cam/front/snapshot.jpg   http://localhost:$http_port/cam/front/stream.mjpg
+camrelay demo is up: three fake cameras (demo/cameras.yml) -> ONE tunnel / push -> relay -> HTTPS:
+  overview         $base/        (trust secrets/https-root.crt in the browser, or accept the warning)
+  one camera       $base/cam/front/   (also garden: flaky, printer: pushing)
+  with curl        curl --cacert secrets/https-root.crt $base/cam/front/snapshot.jpg > front.jpg
+  one frame        nc localhost 8080 < /dev/null > front.jpg     (raw TCP, no TLS; garden 8082, printer 8083)
+  MJPEG            $base/cam/front/stream.mjpg
   reload the list  edit demo/cameras.yml, then: CAMERAS_FILE=demo/cameras.yml make reload
 EOF
 if [[ " ${services[*]} " == *" grafana "* ]]; then
-  echo "  Grafana          http://127.0.0.1:$grafana_port/  (user admin, $pw_hint)"
+  echo "  Grafana          http://127.0.0.1:$grafana_port/grafana/  (user admin, $pw_hint)"
 else
   echo "  Grafana          not started: image $grafana_image is not available on this machine"
 fi

@@ -46,9 +46,15 @@ done
 before=$(cat "$dir/compose.yml" 2>/dev/null || true)
 "$ROOT/scripts/stack-config.sh" --image "$image" --out-dir "$dir" ${STACK_ANY_HOST_PORT:+--any-host-port}
 if [[ $before != "$(cat "$dir/compose.yml")" ]]; then
-  log "published or permitted ports changed: recreating what must change (${running[*]})"
+  log "published or permitted ports changed: recreating what must change"
 fi
-"${compose[@]}" --profile home --profile vps --profile demo up -d --no-build "${running[@]}"
+# Only the services the camera list reaches (the rest, e.g. Caddy, may have been started with settings
+# this shell does not have, such as the demo's HTTPS_PORT).
+affected=()
+for s in relay tunnel-server tunnel-agent tunnel-agent-demo; do
+  [[ " ${running[*]} " == *" $s "* ]] && affected+=("$s")
+done
+((${#affected[@]} == 0)) || "${compose[@]}" --profile home --profile vps --profile demo up -d --no-build --no-deps "${affected[@]}"
 for s in relay tunnel-agent tunnel-agent-demo; do
   if [[ " ${running[*]} " == *" $s "* ]]; then
     "${compose[@]}" --profile home --profile vps --profile demo kill -s HUP "$s" >/dev/null

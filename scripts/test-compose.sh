@@ -42,7 +42,7 @@ export COMPOSE_PROJECT_NAME="camrelay-test-$$"
 # `make demo` does (scripts/stack-config.sh), every camera port on a host port Docker picks.
 export STACK_DIR="$CAMRELAY_TEST_DIR/stack" STACK_ANY_HOST_PORT=1 CAMERAS_FILE="$CAMRELAY_TEST_DIR/cameras.yml"
 cp demo/cameras.yml "$CAMERAS_FILE"
-export COMPOSE_FILE="$ROOT/docker-compose.yml:$STACK_DIR/compose.yml:$ROOT/test/compose/docker-compose.test.yml"
+export COMPOSE_FILE="$ROOT/docker-compose.yml:$STACK_DIR/compose.yml:$ROOT/compose/https.yml:$ROOT/test/compose/docker-compose.test.yml"
 export COMPOSE_PATH_SEPARATOR=:
 : >"$CAMRELAY_TEST_DIR/empty.env"
 
@@ -94,11 +94,26 @@ export SSH_KEEPALIVE_INTERVAL_MS=2000 SSH_KEEPALIVE_COUNT_MAX=2 RECONNECT_MAX_MS
 export SSHD_CLIENT_ALIVE_INTERVAL=2 SSHD_CLIENT_ALIVE_COUNT_MAX=2
 export SNAPSHOT_CRON='*/5 * * * * *' SNAPSHOT_KEEP=20
 export LOG_LEVEL=info
+# HTTPS as `make demo` has it (compose/https.yml, Caddy's local CA for localhost), on free host ports
+# (Caddy's port is the same inside and outside), its `edge` network on a prefix of its own so that other
+# stacks on this engine cannot clash with it.
+export DOMAIN=localhost HTTPS_BIND=127.0.0.1 HTTPS_PORT HTTP_REDIRECT_PORT PROXY_NET_PREFIX
+read -r HTTPS_PORT HTTP_REDIRECT_PORT < <(python3 -c 'import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
+PROXY_NET_PREFIX="10.213.$((RANDOM % 250 + 1))"
+# Private cameras need the viewer password (the sign-in cookie test); ALLOW_CIDRS lets in every address
+# but Caddy's own: a request through Caddy is served only because the relay uses the client address
+# Caddy forwards.
+export VIEWER_PASSWORD ALLOW_CIDRS
+VIEWER_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+ALLOW_CIDRS=$(python3 -c 'import ipaddress,sys; print(",".join(str(n) for n in sorted(ipaddress.ip_network("0.0.0.0/0").address_exclude(ipaddress.ip_network(sys.argv[1]+".14/32")))) + ",::/0")' "$PROXY_NET_PREFIX")
 
 scripts/stack-config.sh --out-dir "$STACK_DIR" --any-host-port || { report_failure "scripts/stack-config.sh (the demo camera list)"; exit 1; }
 
 GRAFANA_IMAGE=$(compose config 2>/dev/null | sed -n 's/^[[:space:]]*image:[[:space:]]*\(grafana\/grafana:.*\)$/\1/p' | head -1)
-SERVICES=(tunnel-server relay prometheus fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
+SERVICES=(tunnel-server relay caddy prometheus fake-camera fake-camera-flaky fake-camera-push tunnel-agent-demo)
 if [[ -n $GRAFANA_IMAGE ]] && docker image inspect "$GRAFANA_IMAGE" >/dev/null 2>&1; then
   SERVICES+=(grafana)
   export CAMRELAY_TEST_GRAFANA=1
@@ -127,6 +142,20 @@ if ! compose up -d "${SERVICES[@]}" >"$CAMRELAY_TEST_DIR/up.log" 2>&1; then
   report_failure "compose up"
   exit 1
 fi
+# Caddy's local CA root, as `make demo` exports it: the checks trust it (with the system's CAs).
+root=/data/caddy/pki/authorities/local/root.crt
+for _ in $(seq 1 30); do
+  compose exec -T caddy cat "$root" >"$CAMRELAY_TEST_DIR/https-root.crt" 2>/dev/null && [[ -s $CAMRELAY_TEST_DIR/https-root.crt ]] && break
+  sleep 1
+done
+if [[ ! -s $CAMRELAY_TEST_DIR/https-root.crt ]]; then
+  compose logs --tail=40 caddy >&2
+  report_failure "Caddy wrote no local CA root"
+  exit 1
+fi
+cat /etc/ssl/certs/ca-certificates.crt "$CAMRELAY_TEST_DIR/https-root.crt" >"$CAMRELAY_TEST_DIR/ca.pem" 2>/dev/null ||
+  cp "$CAMRELAY_TEST_DIR/https-root.crt" "$CAMRELAY_TEST_DIR/ca.pem"
+export NODE_EXTRA_CA_CERTS="$CAMRELAY_TEST_DIR/ca.pem"
 log "stack up after $(($(date +%s) - t0)) s; running checks"
 
 status=0

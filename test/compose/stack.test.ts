@@ -7,13 +7,20 @@
  * The demo's camera list (demo/cameras.yml, copied to $CAMERAS_FILE): front (healthy) and garden
  * (flaky) pulled through ONE tunnel, printer pushing to its ingest port.
  *
- * Reaching containers: published ports on 127.0.0.1 (raw 8080/8082/8083, ingest 1236, HTTP 8081, SSH,
+ * Viewers come in over HTTPS through Caddy (compose/https.yml) with Caddy's local CA, which
+ * scripts/test-compose.sh exported and put into NODE_EXTRA_CA_CERTS, on HTTPS_PORT. Private cameras
+ * need VIEWER_PASSWORD; ALLOW_CIDRS admits every address but Caddy's.
+ *
+ * Reaching containers: published ports on 127.0.0.1 (HTTPS, raw 8080/8082/8083, ingest 1236, SSH,
  * Grafana), and the containers' own addresses on the project's bridge networks for what is
- * deliberately NOT published (Prometheus :9090, relay metrics :9100, agent metrics :9101).
+ * deliberately NOT published (the relay's plain HTTP :8081 and metrics :9100, Prometheus :9090, agent
+ * metrics :9101).
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import { get as httpGet } from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { checkJpeg } from '@camrelay/common';
 import { frameSeqOf } from '../../fake-camera/src/frames';
@@ -24,6 +31,10 @@ const TEST_DIR = process.env.CAMRELAY_TEST_DIR ?? '';
 const PROJECT = process.env.COMPOSE_PROJECT_NAME ?? '';
 const GRAFANA = process.env.CAMRELAY_TEST_GRAFANA === '1';
 const SERVICES = (process.env.CAMRELAY_TEST_SERVICES ?? '').split(' ').filter(Boolean);
+const WEB = `https://localhost:${process.env.HTTPS_PORT ?? ''}`;
+const PASSWORD = process.env.VIEWER_PASSWORD ?? '';
+const BASIC = { authorization: 'Basic ' + Buffer.from(`viewer:${PASSWORD}`).toString('base64') };
+const CADDY_ADDRESS = `${process.env.PROXY_NET_PREFIX ?? ''}.14`;
 const KEEPALIVE_WINDOW_MS = Number(process.env.SSH_KEEPALIVE_INTERVAL_MS ?? 2000) * (Number(process.env.SSH_KEEPALIVE_COUNT_MAX ?? 2) + 1);
 
 if (!TEST_DIR || !PROJECT) {
@@ -149,17 +160,18 @@ function cameraFrame(buf: Buffer, where: string): number {
   return seq;
 }
 
-async function http(port: number, pathname: string, init: RequestInit = {}): Promise<{ status: number; type: string; body: Buffer }> {
-  const res = await fetch(`http://127.0.0.1:${port}${pathname}`, { ...init, signal: AbortSignal.timeout(15_000) });
-  return { status: res.status, type: res.headers.get('content-type') ?? '', body: Buffer.from(await res.arrayBuffer()) };
+/** A request to `base` (WEB: the viewers' HTTPS through Caddy; or a plain http://host:port). */
+async function http(base: string, pathname: string, init: RequestInit = {}): Promise<{ status: number; type: string; body: Buffer; headers: Headers }> {
+  const res = await fetch(`${base}${pathname}`, { redirect: 'manual', ...init, signal: AbortSignal.timeout(15_000) });
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: Buffer.from(await res.arrayBuffer()), headers: res.headers };
 }
 
 /** Reads `count` parts of the relay's MJPEG stream (Content-Length framed), then disconnects. */
-async function mjpegParts(port: number, count: number): Promise<Buffer[]> {
+async function mjpegParts(base: string, count: number, pathname = '/stream.mjpg'): Promise<Buffer[]> {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), 30_000);
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/stream.mjpg`, { signal: ctrl.signal });
+    const res = await fetch(`${base}${pathname}`, { signal: ctrl.signal });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type') ?? '').toMatch(/^multipart\/x-mixed-replace;\s*boundary=/);
     const reader = res.body!.getReader();
@@ -245,7 +257,7 @@ function viewerLoad(): () => Promise<void> {
   const mjpeg = (async () => {
     while (running) {
       try {
-        const res = await fetch(`http://127.0.0.1:${httpPort}/stream.mjpg`, { signal: ctrl.signal });
+        const res = await fetch(`${WEB}/stream.mjpg`, { signal: ctrl.signal });
         const reader = res.body!.getReader();
         while (running && !(await reader.read()).done) {
           // consume and drop
@@ -255,7 +267,7 @@ function viewerLoad(): () => Promise<void> {
       }
     }
   })();
-  const done = Promise.all([loop(() => rawFetch(rawPort), 300), loop(() => http(httpPort, '/snapshot.jpg'), 500), mjpeg]);
+  const done = Promise.all([loop(() => rawFetch(rawPort), 300), loop(() => http(WEB, '/snapshot.jpg'), 500), mjpeg]);
   return async () => {
     running = false;
     ctrl.abort();
@@ -273,13 +285,11 @@ async function setCameraMode(mode: string, service: FakeCameraService = 'fake-ca
 let rawPort = 0;
 let gardenPort = 0;
 let printerPort = 0;
-let httpPort = 0;
 
 async function readPorts(): Promise<void> {
   rawPort = await published('relay', 8080);
   gardenPort = await published('relay', 8082);
   printerPort = await published('relay', 8083);
-  httpPort = await published('relay', 8081);
 }
 
 /** Frames flow end to end: two raw fetches give whole camera JPEGs with rising sequence numbers above `after`. */
@@ -295,7 +305,7 @@ async function framesFlow(after: number, timeoutMs: number, port = rawPort): Pro
 
 /** One camera's entry of /readyz (the relay is ready when every camera is; garden is flaky on purpose). */
 async function cameraReady(name: string): Promise<boolean> {
-  const r = await http(httpPort, '/readyz');
+  const r = await http(WEB, '/readyz');
   const body = JSON.parse(r.body.toString()) as { cameras?: { name: string; ready: boolean }[] };
   return body.cameras?.find((c) => c.name === name)?.ready === true;
 }
@@ -334,24 +344,109 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
   });
 
   test('HTTP: snapshot, viewer page, health and readiness on the published 8081', async () => {
-    const snap = await http(httpPort, '/snapshot.jpg');
+    const snap = await http(WEB, '/snapshot.jpg');
     expect(snap.status).toBe(200);
     expect(snap.type).toBe('image/jpeg');
     cameraFrame(snap.body, 'snapshot');
-    const page = await http(httpPort, '/');
+    const page = await http(WEB, '/');
     expect(page.status).toBe(200);
     expect(page.type).toMatch(/^text\/html/);
-    expect((await http(httpPort, '/healthz')).status).toBe(200);
+    expect((await http(WEB, '/healthz')).status).toBe(200);
     await waitFor('the front camera ready in /readyz', 30_000, () => cameraReady('front'));
   });
 
+  test('HTTPS through Caddy: HSTS, the relay\'s own headers kept, TLS 1.2 or newer only, plain HTTP redirected', async () => {
+    const page = await http(WEB, '/');
+    expect(page.status).toBe(200);
+    expect(page.headers.get('strict-transport-security')).toMatch(/max-age=[1-9]\d*/);
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src/); // the relay's, through the proxy
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    const old = await new Promise<string>((resolve) => {
+      const sock = tls.connect({ host: '127.0.0.1', port: Number(process.env.HTTPS_PORT), servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', rejectUnauthorized: false });
+      sock.once('secureConnect', () => {
+        sock.destroy();
+        resolve('connected');
+      });
+      sock.once('error', (e) => resolve(`refused: ${e.message}`));
+    });
+    expect(old).toMatch(/^refused/);
+    // plain HTTP to the site's name (node:http, which sends the Host header it is given) -> its HTTPS port
+    const plain = await new Promise<{ status: number; location: string }>((resolve, reject) => {
+      const req = httpGet({ host: '127.0.0.1', port: Number(process.env.HTTP_REDIRECT_PORT), path: '/cam/front/', headers: { host: 'localhost' }, timeout: 10_000 }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, location: String(res.headers.location ?? '') });
+      });
+      req.on('error', reject);
+    });
+    expect(plain.status).toBeGreaterThanOrEqual(301);
+    expect(plain.status).toBeLessThanOrEqual(308);
+    expect(plain.location).toBe(`${WEB}/cam/front/`);
+  });
+
+  test('MJPEG through Caddy: frames arrive at the rate the relay fetches them (not buffered)', async () => {
+    const frames = async () => relayCount('relay_frames_total', 'front');
+    const viewer = mjpegViewer(WEB, '/cam/front/stream.mjpg');
+    try {
+      await waitFor('the viewer receiving', 30_000, async () => viewer.parts() >= 5);
+      const [p0, f0, t0] = [viewer.parts(), await frames(), Date.now()];
+      await sleep(5000);
+      const [p1, f1] = [viewer.parts(), await frames()];
+      const fetched = f1 - f0;
+      expect(fetched / ((Date.now() - t0) / 1000)).toBeGreaterThan(5); // the camera's rate while someone watches
+      expect(p1 - p0).toBeGreaterThanOrEqual(Math.floor(fetched * 0.8));
+    } finally {
+      viewer.stop();
+    }
+  });
+
+  test('X-Forwarded-For: the relay believes Caddy, and ignores the header from anyone else', async () => {
+    // ALLOW_CIDRS admits every address but Caddy's own: served through Caddy only because the relay
+    // takes the client address that Caddy forwards (a client's own X-Forwarded-For is replaced by Caddy).
+    expect((await http(WEB, '/cam/front/snapshot.jpg')).status).toBe(200);
+    expect((await http(WEB, '/cam/front/snapshot.jpg', { headers: { 'x-forwarded-for': CADDY_ADDRESS } })).status).toBe(200);
+    // Straight to the relay's plain port (published nowhere: its address on the vps network), claiming to
+    // be Caddy's excluded address: the header is not believed, so this host's own address decides.
+    const direct = `http://${await ipOn('relay', 'vps')}:8081`;
+    const spoofed = await http(direct, '/cam/front/snapshot.jpg', { headers: { 'x-forwarded-for': CADDY_ADDRESS, forwarded: `for=${CADDY_ADDRESS}` } });
+    expect(spoofed.status).toBe(200);
+  });
+
+  test('sign-in over HTTPS: the form sets a Secure, HttpOnly cookie that opens a private camera; no secret in a URL', async () => {
+    const challenge = await http(WEB, '/cam/garden/', { headers: { accept: 'text/html' } });
+    expect(challenge.status).toBe(401);
+    expect(challenge.body.toString()).toMatch(/name="password"/);
+    const signIn = (password: string) => http(WEB, '/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: WEB },
+      body: new URLSearchParams({ user: 'viewer', password, next: '/cam/garden/' }).toString(),
+    });
+    expect((await signIn('wrong-password')).status).toBe(401);
+    const ok = await signIn(PASSWORD);
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/cam/garden/');
+    const cookie = ok.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/;\s*HttpOnly/i);
+    expect(cookie).toMatch(/;\s*Secure/i);
+    expect(cookie).toMatch(/;\s*SameSite=(Lax|Strict)/i);
+    const jar = cookie.split(';')[0];
+    expect(jar).not.toContain(PASSWORD);
+    expect((await http(WEB, '/cam/garden/snapshot.jpg')).status).toBe(401);
+    const snap = await http(WEB, '/cam/garden/snapshot.jpg', { headers: { cookie: jar } });
+    if (snap.status === 200) cameraFrame(snap.body, 'garden snapshot with the sign-in cookie');
+    else expect(snap.status).toBe(503); // signed in; the flaky camera may just have no fresh frame
+  });
+
   test('three cameras through one tunnel and one relay: each on its own raw port and /cam/<name>/, listed by /status.json', async () => {
-    const status = JSON.parse((await http(httpPort, '/status.json')).body.toString()) as { cameras: { name: string }[] };
+    const status = JSON.parse((await http(WEB, '/status.json', { headers: BASIC })).body.toString()) as { cameras: { name: string }[] };
     expect(status.cameras.map((c) => c.name)).toEqual(['front', 'garden', 'printer']);
+    // without credentials: only the public camera, and a private one looks like an unknown one
+    const anonymous = JSON.parse((await http(WEB, '/status.json')).body.toString()) as { cameras: { name: string }[] };
+    expect(anonymous.cameras.map((c) => c.name)).toEqual(['front']);
+    expect((await http(WEB, '/cam/garden/snapshot.jpg')).status).toBe((await http(WEB, '/cam/nosuch/snapshot.jpg')).status);
     // printer pushes (Option 3) through its published ingest port's container side; its frames are its own
     const p = await framesFlow(0, 60_000, printerPort);
     expect(p).toBeLessThanOrEqual((await cameraStats('fake-camera-push')).lastSeq);
-    const snap = await http(httpPort, '/cam/printer/snapshot.jpg');
+    const snap = await http(WEB, '/cam/printer/snapshot.jpg', { headers: BASIC });
     expect(snap.status).toBe(200);
     cameraFrame(snap.body, 'printer snapshot');
     // garden is flaky: whole frames or nothing, and some whole ones
@@ -360,7 +455,7 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
       return buf.length > 0 ? cameraFrame(buf, 'garden raw') : false;
     });
     expect(g).toBeLessThanOrEqual((await cameraStats('fake-camera-flaky')).lastSeq);
-    expect((await http(httpPort, '/cam/garden/')).status).toBe(200);
+    expect((await http(WEB, '/cam/garden/', { headers: BASIC })).status).toBe(200);
     // ONE tunnel: the agent reports one forward per pulled camera plus its metrics forward, all bound
     const agent = await scrape('tunnel-agent-demo');
     const bound = [...agent].filter(([k]) => k.startsWith('tunnel_agent_forward_bound{'));
@@ -369,7 +464,7 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
   });
 
   test('MJPEG stream delivers successive whole camera frames', async () => {
-    const parts = await mjpegParts(httpPort, 4);
+    const parts = await mjpegParts(WEB, 4);
     const seqs = parts.map((p, i) => cameraFrame(p, `mjpeg part ${i}`));
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]);
   });
@@ -428,12 +523,12 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
   });
 
   (GRAFANA ? test : test.skip)('Grafana: provisioned datasource and dashboard by uid, no anonymous access', async () => {
-    const port = await published('grafana', 3000);
+    const grafana = `http://127.0.0.1:${await published('grafana', 3000)}/grafana`;
     const auth = 'Basic ' + Buffer.from(`admin:${process.env.GRAFANA_ADMIN_PASSWORD ?? ''}`).toString('base64');
-    expect((await http(port, '/api/dashboards/uid/camrelay')).status).toBe(401);
-    const ds = await http(port, '/api/datasources/uid/camrelay-prometheus', { headers: { authorization: auth } });
+    expect((await http(grafana, '/api/dashboards/uid/camrelay')).status).toBe(401);
+    const ds = await http(grafana, '/api/datasources/uid/camrelay-prometheus', { headers: { authorization: auth } });
     expect(ds.status).toBe(200);
-    const dash = await http(port, '/api/dashboards/uid/camrelay', { headers: { authorization: auth } });
+    const dash = await http(grafana, '/api/dashboards/uid/camrelay', { headers: { authorization: auth } });
     expect(dash.status).toBe(200);
   });
   if (!GRAFANA) {
@@ -445,7 +540,11 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
 
   test('only the intended ports are published, all on 127.0.0.1 here', async () => {
     const all = (await compose('ps', '-q')).split('\n').filter(Boolean);
-    const expected = new Set(['tunnel-server 2222/tcp', 'relay 8080/tcp', 'relay 8081/tcp', 'relay 8082/tcp', 'relay 8083/tcp', 'relay 1236/tcp', ...(GRAFANA ? ['grafana 3000/tcp'] : [])]);
+    // ...and NOT the relay's plain HTTP 8081: viewers come in through Caddy only
+    const https = process.env.HTTPS_PORT ?? '';
+    const redirect = process.env.HTTP_REDIRECT_PORT ?? '';
+    const expected = new Set(['tunnel-server 2222/tcp', 'relay 8080/tcp', 'relay 8082/tcp', 'relay 8083/tcp', 'relay 1236/tcp',
+      `caddy ${https}/tcp`, `caddy ${redirect}/tcp`, ...(GRAFANA ? ['grafana 3000/tcp'] : [])]);
     const seen = new Set<string>();
     for (const id of all) {
       const c = (JSON.parse(await docker('inspect', id)) as Inspect[])[0];
@@ -537,7 +636,7 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     try {
       await waitFor('garden down', 30_000, async () => (await metric('relay', 'relay_camera_up{camera="garden"}')) === 0);
       const before = cameraFrame(await rawFetch(rawPort), 'front');
-      const parts = await mjpegParts(httpPort, 5); // /stream.mjpg = the first camera, front
+      const parts = await mjpegParts(WEB, 5); // /stream.mjpg = the first camera, front
       const seqs = parts.map((x, i) => cameraFrame(x, `front mjpeg ${i}`));
       expect(seqs[seqs.length - 1]).toBeGreaterThan(before);
       await framesFlow(0, 30_000, printerPort);
@@ -590,8 +689,8 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     await docker('stop', '-t', '5', cam);
     try {
       await waitFor('relay_camera_up == 0', 30_000, async () => (await metric('relay', 'relay_camera_up{camera="front"}')) === 0);
-      await waitFor('/readyz to fail for front', 30_000, async () => (await http(httpPort, '/readyz')).status === 503 && !(await cameraReady('front')));
-      expect((await http(httpPort, '/healthz')).status).toBe(200); // alive, just not ready
+      await waitFor('/readyz to fail for front', 30_000, async () => (await http(WEB, '/readyz')).status === 503 && !(await cameraReady('front')));
+      expect((await http(WEB, '/healthz')).status).toBe(200); // alive, just not ready
     } finally {
       await docker('start', cam);
     }
@@ -622,13 +721,13 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
 // ------------------------------------------------------------------ make reload
 
 /** An MJPEG viewer that counts whole parts until stop(); `ended` is set if the stream ends or breaks. */
-function mjpegViewer(port: number, pathname: string): { parts: () => number; ended: () => boolean; stop: () => void } {
+function mjpegViewer(base: string, pathname: string): { parts: () => number; ended: () => boolean; stop: () => void } {
   const ctrl = new AbortController();
   let parts = 0;
   let ended = false;
   void (async () => {
     try {
-      const res = await fetch(`http://127.0.0.1:${port}${pathname}`, { signal: ctrl.signal });
+      const res = await fetch(`${base}${pathname}`, { signal: ctrl.signal });
       const reader = res.body!.getReader();
       let text = '';
       for (;;) {
@@ -663,7 +762,7 @@ describe('make reload (scripts/stack-reload.sh): the camera list edited on the r
   test('a changed setting: nothing recreated, the relay and agent re-read the list, a viewer of another camera stays connected', async () => {
     const id = await relayId();
     const ok = await metric('relay', 'relay_config_reloads_total{result="ok"}');
-    const viewer = mjpegViewer(httpPort, '/cam/front/stream.mjpg');
+    const viewer = mjpegViewer(WEB, '/cam/front/stream.mjpg');
     try {
       await waitFor('front viewer receiving', 30_000, async () => viewer.parts() >= 3);
       fs.writeFileSync(list, original.replace('    raw_port: 8082\n', '    raw_port: 8082\n    max_fps: 2\n'));

@@ -59,7 +59,7 @@ describe('make up-vps with CAMERAS_FILE in .env', () => {
     expect(r.err).toMatch(/cameras.yml -> .camrelay\/compose.yml \(5 published camera ports\)/);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^files=docker-compose.yml args=--profile vps build$/m);
-    expect(r.out).toMatch(/^files=docker-compose.yml:.camrelay\/compose.yml args=--profile vps up -d$/m);
+    expect(r.out).toMatch(/^files=docker-compose.yml:.camrelay\/compose.yml:compose\/https.yml args=--profile vps up -d$/m);
     const copy = path.join(work, '.camrelay/cameras/cameras.yml');
     expect(fs.readFileSync(copy, 'utf8')).toBe(LIST);
     expect(fs.statSync(copy).mode & 0o777).toBe(0o644); // readable by the daemons' uid 1000
@@ -92,7 +92,9 @@ describe('make up-vps with CAMERAS_FILE in .env', () => {
     fs.writeFileSync(path.join(work, '.camrelay/compose.yml'), 'stale');
     const r = makeUpVps(work, '# CAMERAS_FILE=\n');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^files=docker-compose.yml:compose\/single-camera.yml args=--profile vps up -d$/m);
+    expect(r.out).toMatch(/^files=docker-compose.yml:compose\/single-camera.yml:compose\/https.yml args=--profile vps up -d$/m);
+    // HTTPS=off: the relay's plain HTTP port instead of Caddy
+    expect(makeUpVps(work, 'HTTPS=off\n').out).toMatch(/^files=docker-compose.yml:compose\/single-camera.yml:compose\/plain-http.yml args=--profile vps up -d$/m);
     expect(fs.existsSync(path.join(work, '.camrelay/compose.yml'))).toBe(false);
   });
 });
@@ -114,15 +116,28 @@ describe('make up-vps with CAMERAS_FILE in .env', () => {
     fs.writeFileSync(path.join(out, 'cameras.yml'), LIST.replace('raw_port: 8080', 'raw_port: 9000'));
     execFileSync(path.join(ROOT, 'scripts/stack-config.sh'), ['--out-dir', path.join(out, 'stack')], { cwd: out, env: { ...process.env, CAMERAS_FILE: path.join(out, 'cameras.yml') } });
     const vps = config([path.join(ROOT, 'docker-compose.yml'), path.join(out, 'stack/compose.yml')], 'vps');
-    expect(published(vps.services.relay)).toEqual(['1236:1236', '8081:8081', '8082:8082', '8083:8083', '8084:8084', '9000:9000']);
+    expect(published(vps.services.relay)).toEqual(['1236:1236', '8082:8082', '8083:8083', '8084:8084', '9000:9000']);
     expect(vps.services.relay.environment?.CAMERAS_FILE).toBe('/etc/camrelay/cameras.yml');
     expect(vps.services['tunnel-server'].environment?.TUNNEL_PERMIT_LISTEN_PORTS).toBe('19000,18082,9101');
     const home = config([path.join(ROOT, 'docker-compose.yml'), path.join(out, 'stack/compose.yml')], 'home');
     expect(home.services['tunnel-agent'].environment).toMatchObject({ CAMERAS_FILE: '/etc/camrelay/cameras.yml', TUNNEL_FORWARDS: '0.0.0.0:9101:127.0.0.1:9101' });
   });
 
+  test('HTTPS (the default): Caddy publishes HTTPS and the redirect port, the relay no plain HTTP, and trusts exactly Caddy', () => {
+    const vps = config([path.join(ROOT, 'docker-compose.yml'), path.join(ROOT, 'compose/single-camera.yml'), path.join(ROOT, 'compose/https.yml')], 'vps', { PROXY_NET_PREFIX: '10.9.8' });
+    expect(published(vps.services.relay)).toEqual(['8080:8080']);
+    expect(published(vps.services.caddy)).toEqual(['443:443', '80:80']);
+    const caddy = vps.services.caddy as unknown as { networks: Record<string, { ipv4_address?: string }>; environment: Record<string, string> };
+    expect(caddy.networks.edge.ipv4_address).toBe('10.9.8.14');
+    expect(vps.services.relay.environment?.TRUSTED_PROXY_CIDRS).toBe('10.9.8.14/32');
+    expect(caddy.environment).toMatchObject({ DOMAIN: 'localhost', RELAY_UPSTREAM: 'relay:8081', GRAFANA_PUBLIC: 'false' });
+    const plain = config([path.join(ROOT, 'docker-compose.yml'), path.join(ROOT, 'compose/single-camera.yml'), path.join(ROOT, 'compose/plain-http.yml')], 'vps');
+    expect(published(plain.services.relay)).toEqual(['8080:8080', '8081:8081']);
+    expect(plain.services.caddy).toBeUndefined();
+  });
+
   test('without a list: the single camera on RELAY_RAW_PORT, as before', () => {
-    const vps = config([path.join(ROOT, 'docker-compose.yml'), path.join(ROOT, 'compose/single-camera.yml')], 'vps', { RELAY_RAW_PORT: '9999' });
+    const vps = config([path.join(ROOT, 'docker-compose.yml'), path.join(ROOT, 'compose/single-camera.yml'), path.join(ROOT, 'compose/plain-http.yml')], 'vps', { RELAY_RAW_PORT: '9999' });
     expect(published(vps.services.relay)).toEqual(['8081:8081', '9999:8080']);
     const home = config([path.join(ROOT, 'docker-compose.yml'), path.join(ROOT, 'compose/single-camera.yml')], 'home', { ESP32_HOST: '192.168.1.50' });
     expect(home.services['tunnel-agent'].environment?.TUNNEL_FORWARDS).toBe('0.0.0.0:1234:192.168.1.50:1234,0.0.0.0:9101:127.0.0.1:9101');
