@@ -38,6 +38,8 @@ interface Conn {
 
 export class ForwardHandler {
   private readonly active = new Set<Conn>();
+  /** removed by a reload: its series are gone and must not be re-created by late events */
+  private retired = false;
   private readonly limitLog = new RateLimitedLog(60_000);
   private readonly connect: TargetConnector;
   private readonly label: string;
@@ -68,6 +70,7 @@ export class ForwardHandler {
   }
 
   private count(result: ForwardResult): void {
+    if (this.retired) return;
     let c = this.results.get(result);
     if (!c) {
       c = this.opts.metrics.forwardedConnections.labels({ ...this.labels, result });
@@ -77,7 +80,7 @@ export class ForwardHandler {
   }
 
   private setActive(): void {
-    this.activeGauge.set(this.active.size);
+    if (!this.retired) this.activeGauge.set(this.active.size);
   }
 
   /** The `tcp connection` listener body. accept/reject are ssh2's; each is called at most once. */
@@ -158,12 +161,12 @@ export class ForwardHandler {
       // SSH window and the server stops sending; a full channel pauses the target), and no per-stream
       // pipe bookkeeping. A side that can no longer take data gets none (what pipe's unpipe did).
       channel.on('data', (c: Buffer) => {
-        toTarget.inc(c.length);
+        if (!this.retired) toTarget.inc(c.length);
         if (target.writable && !target.write(c)) channel.pause();
       });
       target.on('drain', () => channel.resume());
       target.on('data', (c: Buffer) => {
-        fromTarget.inc(c.length);
+        if (!this.retired) fromTarget.inc(c.length);
         if (channel.writable && !channel.write(c)) target.pause();
       });
       channel.on('drain', () => target.resume());
@@ -198,6 +201,15 @@ export class ForwardHandler {
         }
       });
     });
+  }
+
+  /**
+   * The forward was removed by a reload: close everything, and from now on touch no metric (its series
+   * are removed; a connection closing later must not bring them back).
+   */
+  retire(): void {
+    this.closeAll();
+    this.retired = true;
   }
 
   /** Session gone: settle pending connections and tear down open ones. */

@@ -71,6 +71,10 @@ export class SshSession {
   private readonly bound = new Map<string, boolean>();
   private readonly timers = new Set<TimerHandle>();
   private readonly bindWarned = new Set<string>();
+  /** forwards with a tcpip-forward request out (one at a time per forward) */
+  private readonly requesting = new Set<string>();
+  /** forwards waiting to retry a refused request, and their timer */
+  private readonly retries = new Map<string, TimerHandle>();
   /** the forwards of this session: the config's, until a reload changes them (updateForwards) */
   private forwards: readonly ForwardSpec[];
   private handlers: readonly ForwardHandler[];
@@ -108,7 +112,10 @@ export class SshSession {
       const wasBound = this.bound.get(f.spec) === true;
       this.bound.delete(f.spec);
       this.bindWarned.delete(f.spec);
-      if (wasBound) this.cancel(f);
+      this.cancelTimer(this.retries.get(f.spec));
+      this.retries.delete(f.spec);
+      // a request still out is answered later: its reply gives the port back (see bind)
+      if (wasBound) void this.cancel(f);
       log.info({ forward: f.spec }, 'forward removed');
     }
     for (const f of added) {
@@ -154,12 +161,19 @@ export class SshSession {
   }
 
   /** Runs fn after ms on the session's clock, unless the session has ended by then. */
-  after(ms: number, fn: () => void): void {
+  after(ms: number, fn: () => void): TimerHandle {
     const h = this.clock.setTimeout(() => {
       this.timers.delete(h);
       if (!this._closed) fn();
     }, ms);
     this.timers.add(h);
+    return h;
+  }
+
+  private cancelTimer(h: TimerHandle | undefined): void {
+    if (!h) return;
+    this.clock.clearTimeout(h);
+    this.timers.delete(h);
   }
 
   /** Starts the SSH handshake; resolves once with how the session ended. Call once. */
@@ -252,11 +266,19 @@ export class SshSession {
     for (const f of this.forwards) this.bind(f.spec);
   }
 
+  /**
+   * Requests one forward. One request (or one retry timer) per forward at a time: a forward removed
+   * and added again while its request is out waits for that request's reply instead of starting a
+   * second chain. Labels are read when used, so a camera renamed meanwhile gets the right series.
+   */
   private bind(spec: string): void {
     const { config: c, metrics, log } = this.opts;
     const f = this.forwards.find((x) => x.spec === spec);
-    if (!f || this._closed) return;
-    const labels = metrics.labels(spec);
+    if (!f || this._closed || this.bound.get(spec) === true || this.requesting.has(spec)) return;
+    this.cancelTimer(this.retries.get(spec));
+    this.retries.delete(spec);
+    this.requesting.add(spec);
+    const labels = () => metrics.labels(spec);
     const current = () => this.forwards.some((x) => x.spec === spec);
     let answered = false;
     // forwardIn has no reply timeout of its own. Replies come in request order, so a request that is
@@ -264,7 +286,8 @@ export class SshSession {
     this.after(c.connectTimeoutMs, () => {
       if (answered) return;
       answered = true;
-      metrics.forwardBindFailures.inc(labels);
+      this.requesting.delete(spec);
+      metrics.forwardBindFailures.inc(labels());
       log.warn({ forward: spec, timeoutMs: c.connectTimeoutMs }, 'no reply to the forward request; dropping the session');
       void this.close('bind_timeout');
     });
@@ -272,24 +295,28 @@ export class SshSession {
       this.client.forwardIn(f.bindAddress, f.bindPort, (err) => {
         if (answered || this._closed) return;
         answered = true;
+        this.requesting.delete(spec);
         if (!current()) {
           // removed by a reload while the request was out: give back a port the server just bound
           if (!err) void this.cancel(f);
           return;
         }
         if (err) {
-          metrics.forwardBindFailures.inc(labels);
+          metrics.forwardBindFailures.inc(labels());
           if (!this.bindWarned.has(spec)) {
             this.bindWarned.add(spec);
             log.warn({ forward: spec, err: err.message, retryMs: c.forwardBindRetryMs }, 'forward bind refused (port still held by an old session?); retrying until it binds');
           } else {
             this.bindLog.warn(log, spec, { forward: spec, err: err.message }, 'forward still not bound; retrying');
           }
-          this.after(c.forwardBindRetryMs, () => this.bind(spec));
+          this.retries.set(spec, this.after(c.forwardBindRetryMs, () => {
+            this.retries.delete(spec);
+            this.bind(spec);
+          }));
           return;
         }
         this.bound.set(spec, true);
-        metrics.forwardBound.set(labels, 1);
+        metrics.forwardBound.set(labels(), 1);
         log.info({ forward: spec, camera: f.camera || undefined, remote: `${f.bindAddress || '*'}:${f.bindPort}`, target: `${f.host}:${f.port}` }, 'forward bound');
         if (this.allBound) {
           log.info({ forwards: this.forwards.map((x) => x.spec) }, 'forwarding');
@@ -298,6 +325,7 @@ export class SshSession {
       });
     } catch (err) {
       answered = true;
+      this.requesting.delete(spec);
       this.lastError ??= err as Error;
       void this.close('socket_error');
     }

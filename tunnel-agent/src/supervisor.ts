@@ -108,19 +108,22 @@ export class Supervisor extends EventEmitter {
     const removed = this.handlers.filter((h) => !kept.has(h));
     const added = handlers.filter((h) => !this.handlers.includes(h));
     for (const h of removed) {
-      h.closeAll();
+      h.retire();
       metrics.removeForward(h.spec.spec);
     }
     for (const h of added) metrics.addForward(h.spec);
     this.forwards = handlers.map((h) => h.spec);
     this.handlers = handlers;
+    // Also a session still in its handshake: it must bind the new set once it is ready, not the old one.
     const s = this.session;
-    if (s && s.ready) {
+    if (s && !s.closed) {
       const allBound = s.updateForwards(this.forwards, handlers);
-      // a forward whose camera was renamed keeps its binding: its new series says so
-      for (const h of added) if (s.isBound(h.spec.spec)) metrics.forwardBound.set(metrics.labels(h.spec.spec), 1);
-      if (!allBound && this._state === 'forwarding') this.setState('binding');
-      else if (allBound && this._state === 'binding') this.setState('forwarding');
+      if (s.ready) {
+        // a forward whose camera was renamed keeps its binding: its new series says so
+        for (const h of added) if (s.isBound(h.spec.spec)) metrics.forwardBound.set(metrics.labels(h.spec.spec), 1);
+        if (!allBound && this._state === 'forwarding') this.setState('binding');
+        else if (allBound && this._state === 'binding') this.setState('forwarding');
+      }
     }
     return {
       added: added.map((h) => h.spec.spec),

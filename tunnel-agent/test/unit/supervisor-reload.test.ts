@@ -6,6 +6,7 @@ import net from 'node:net';
 import { waitFor } from '../../../test-support';
 import { is, makeAgent, TestAgent } from '../../../test-support/tunnel/agent';
 import { readAll, TestSshServer } from '../../../test-support/tunnel/ssh2-server';
+import { Client } from 'ssh2';
 import { ForwardSpec, parseForwards } from '../../src/config';
 
 jest.setTimeout(30_000);
@@ -69,9 +70,13 @@ describe('updateForwards on a live session', () => {
   });
 
   test('added camera bound, removed one cancelled, unchanged one untouched with its connection open', async () => {
-    // a viewer's connection through the front forward stays open across the reload
+    // a viewer's connection through the front forward stays open across the reload; one through the
+    // garden forward is closed by it, and its closing late must not bring garden's series back
     const held = await srv.openForwarded(4000);
     await waitFor(() => front.open.size === 1, 5000, 'front connection');
+    const heldGarden = await srv.openForwarded(4002);
+    heldGarden.on('error', () => {});
+    await waitFor(() => garden.open.size === 1, 5000, 'garden connection');
     const requestsBefore = srv.forwards.length;
     expect(requestsBefore).toBe(2);
     expect(await a.metric('tunnel_agent_forward_bound', { camera: 'garden' })).toBe(1);
@@ -92,7 +97,9 @@ describe('updateForwards on a live session', () => {
     expect(await firstBytes(srv, 4000)).toBe('front');
     await expect(srv.openForwarded(4002)).rejects.toThrow(/no bound forward/);
 
-    // series: the printer's exist and count, the garden's are gone
+    // series: the printer's exist and count, the garden's are gone (also after its connection closed)
+    await waitFor(() => garden.open.size === 0, 5000, 'garden connection closed by the reload');
+    await new Promise((r) => setTimeout(r, 100));
     expect(await a.metric('tunnel_agent_forward_bound', { camera: 'printer' })).toBe(1);
     expect(await a.metric('tunnel_agent_forwarded_connections_total', { camera: 'printer', result: 'accepted' })).toBe(1);
     const text = await a.metrics.registry.metrics();
@@ -128,5 +135,67 @@ describe('updateForwards on a live session', () => {
     reply = () => 'accept'; // the server now permits it
     await a.waitState(is('forwarding'), 5000, from);
     expect(await firstBytes(srv, 4009)).toBe('printer');
+  });
+
+  test('a camera removed and added again while its port is refused: one request chain, not two', async () => {
+    const asked: number[] = [];
+    let refuse = true;
+    reply = (n) => {
+      if (n < 2) return 'accept';
+      asked.push(n);
+      return refuse ? 'reject' : 'accept';
+    };
+    const both = [cam('front', 4000, front.port), cam('garden', 4002, garden.port)];
+    a.sup.updateForwards([...both, cam('new', 4009, printer.port)]);
+    await waitFor(() => asked.length >= 2, 5000, 'refused and retried');
+    a.sup.updateForwards(both);
+    a.sup.updateForwards([...both, cam('new', 4009, printer.port)]);
+    a.sup.updateForwards(both);
+    a.sup.updateForwards([...both, cam('new', 4009, printer.port)]);
+    refuse = false;
+    await waitFor(async () => (await a.metric('tunnel_agent_forward_bound', { camera: 'new' })) === 1, 5000, 'new bound');
+    expect(a.sup.ready).toBe(true);
+    expect(await firstBytes(srv, 4009)).toBe('printer');
+    // once bound, nothing asks for the port again (a second chain would be refused and retry forever)
+    const n = asked.length;
+    await new Promise((r) => setTimeout(r, 500)); // 10 retry intervals
+    expect(asked.length).toBe(n);
+    expect(srv.forwards.filter((f) => f.bindPort === 4009)).toHaveLength(1);
+  });
+});
+
+describe('a reload during the SSH handshake', () => {
+  test('the session binds the new set once it is ready, not the old one', async () => {
+    const [front, garden, printer] = await Promise.all([target('front'), target('garden'), target('printer')]);
+    const srv = await new TestSshServer({}).start();
+    cleanups.push(() => srv.close());
+    const next = [cam('front', 4000, front.port), cam('printer', 4003, printer.port)];
+    let reloaded = false;
+    const holder: { a?: TestAgent } = {};
+    const a = makeAgent({
+      sshPort: srv.port, privateKey: srv.clientPrivateKey, hostKey: srv.hostFingerprint,
+      config: { forwards: [cam('front', 4000, front.port), cam('garden', 4002, garden.port)] },
+      supervisor: {
+        // the reload lands while the session exists but the handshake has not finished
+        createClient: () => {
+          const c = new Client();
+          setImmediate(() => {
+            if (reloaded) return;
+            reloaded = true;
+            expect(holder.a?.sup.state).toBe('connecting');
+            holder.a?.sup.updateForwards(next);
+          });
+          return c;
+        },
+      },
+    });
+    holder.a = a;
+    cleanups.push(() => a.stop());
+    await a.sup.start();
+    await a.waitState(is('forwarding'));
+    expect(reloaded).toBe(true);
+    expect(srv.forwards.map((f) => f.bindPort).sort()).toEqual([4000, 4003]);
+    expect(await firstBytes(srv, 4003)).toBe('printer');
+    expect((await a.metrics.registry.metrics())).not.toMatch(/camera="garden"/);
   });
 });
