@@ -24,7 +24,7 @@ COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 JEST := node_modules/.bin/jest
 REPORTS := reports
 
-.PHONY: help install build lint test test-unit test-promtool test-compose bench keys up-home up-vps demo stack-config reload down logs ps clean
+.PHONY: help install build lint test test-unit test-promtool test-compose bench keys up-home up-vps demo stack-config reload down logs ps compose clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,15 +72,11 @@ bench: build ## benchmarks; writes BENCHMARKS.md
 keys: ## generate the tunnel client key pair and the sshd host key into ./secrets, print the pin
 	scripts/keys.sh
 
-# Compose interpolates the WHOLE file whatever the profile, so every command needs both required values
-# (docker-compose.yml: SSH_HOST_KEY for the agent, GRAFANA_ADMIN_PASSWORD for Grafana). Each side gets a
-# placeholder for the one that only the other side uses; the services that would read it are not started.
 # A value from .env (the last such line; `export`, quotes and trailing blanks stripped, as Compose reads
-# it), unless the environment or the command line sets it.
+# it), unless the environment or the command line sets it: scripts/lib/env.sh, shared with the scripts.
 ENV_FILE ?= .env
-env_file_value = $(shell [ -f '$(ENV_FILE)' ] && sed -n -E \
-  "s/^[[:space:]]*(export[[:space:]]+)?$(1)[[:space:]]*=[[:space:]]*//; T; s/[[:space:]]+$$//; s/^\"(.*)\"$$/\1/; s/^'(.*)'$$/\1/; p" \
-  '$(ENV_FILE)' | tail -n 1)
+export ENV_FILE
+env_file_value = $(shell . '$(ROOT)scripts/lib/env.sh' && env_file_value $(1))
 # Project name (prefix of containers, volumes, networks): else camrelay. It must be exported: Compose
 # would otherwise name the project after the directory, and an exported value beats .env for Compose,
 # so .env has to be read here.
@@ -89,8 +85,13 @@ COMPOSE_PROJECT_NAME := $(call env_file_value,COMPOSE_PROJECT_NAME)
 endif
 COMPOSE_PROJECT_NAME := $(or $(COMPOSE_PROJECT_NAME),camrelay)
 export COMPOSE_PROJECT_NAME
-NOT_GRAFANA := GRAFANA_ADMIN_PASSWORD="$${GRAFANA_ADMIN_PASSWORD:-unused-by-this-command}"
-NOT_AGENT := SSH_HOST_KEY="$${SSH_HOST_KEY:-unused-by-this-command}"
+# Compose interpolates the WHOLE file whatever the profile, so every command needs both required values
+# (docker-compose.yml: SSH_HOST_KEY for the agent, GRAFANA_ADMIN_PASSWORD for Grafana). Each is the real
+# one (environment, else .env), else a placeholder: the machine that lacks one does not start the
+# service that reads it. Expanded by the shell when the command runs, so make never prints a secret.
+ENV_OR = . '$(ROOT)scripts/lib/env.sh' && env_or
+NOT_GRAFANA := GRAFANA_ADMIN_PASSWORD="$$($(ENV_OR) GRAFANA_ADMIN_PASSWORD unused-by-this-command)"
+NOT_AGENT := SSH_HOST_KEY="$$($(ENV_OR) SSH_HOST_KEY unused-by-this-command)"
 
 # The camera list on this machine (docs/cameras.md): CAMERAS_FILE from the environment or .env. With it,
 # scripts/stack-config.sh checks it and writes .camrelay/compose.yml (every camera's ports, forwards and
@@ -110,17 +111,19 @@ FRONT_FILE := $(if $(filter off false no 0,$(HTTPS)),compose/plain-http.yml,comp
 STACK_FILES := docker-compose.yml:$(if $(strip $(CAMERAS_FILE)),.camrelay/compose.yml,compose/single-camera.yml):$(FRONT_FILE)
 STACK := COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=$(STACK_FILES) $(COMPOSE)
 BASE := COMPOSE_FILE=docker-compose.yml $(COMPOSE)
+# Every service there is, whatever this machine runs (down, logs and ps must see Caddy too).
+ALL := COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=docker-compose.yml:compose/https.yml $(COMPOSE) --profile home --profile vps --profile demo
 TAG := $(or $(CAMRELAY_TAG),$(call env_file_value,CAMRELAY_TAG),local)
 
 up-home: ## start the home stack (tunnel-agent; forwards from CAMERAS_FILE when set)
 	$(NOT_GRAFANA) $(BASE) --profile home build
 	$(ROOT)scripts/stack-config.sh --image camrelay/tunnel-agent:$(TAG)
-	$(NOT_GRAFANA) $(STACK) --profile home up -d
+	$(NOT_GRAFANA) $(STACK) --profile home up -d --remove-orphans
 
 up-vps: ## start the VPS stack (tunnel-server, relay, prometheus, grafana; cameras from CAMERAS_FILE when set)
 	$(NOT_AGENT) $(BASE) --profile vps build
 	$(ROOT)scripts/stack-config.sh --image camrelay/relay:$(TAG)
-	$(NOT_AGENT) $(STACK) --profile vps up -d
+	$(NOT_AGENT) $(STACK) --profile vps up -d --remove-orphans
 
 demo: ## everything on one machine: three fake cameras (demo/cameras.yml) through one tunnel
 	scripts/demo.sh
@@ -129,16 +132,19 @@ stack-config: ## check CAMERAS_FILE and write .camrelay/compose.yml (what up-hom
 	$(ROOT)scripts/stack-config.sh $(if $(wildcard $(ROOT)common/dist/stack-cli.js),,--image camrelay/relay:$(TAG))
 
 reload: ## re-read CAMERAS_FILE without a restart: check it, re-publish ports if they changed, SIGHUP relay and agent
-	COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=$(STACK_FILES) $(ROOT)scripts/stack-reload.sh
+	COMPOSE='$(COMPOSE)' COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=$(STACK_FILES) $(ROOT)scripts/stack-reload.sh
 
-down: ## stop every profile's containers
-	$(NOT_GRAFANA) $(NOT_AGENT) $(BASE) --profile home --profile vps --profile demo down
+down: ## stop every profile's containers (volumes are kept)
+	$(NOT_GRAFANA) $(NOT_AGENT) $(ALL) down --remove-orphans
 
 logs: ## follow logs
-	$(NOT_GRAFANA) $(NOT_AGENT) $(BASE) --profile home --profile vps --profile demo logs -f --tail=100
+	$(NOT_GRAFANA) $(NOT_AGENT) $(ALL) logs -f --tail=100
 
 ps: ## list containers
-	$(NOT_GRAFANA) $(NOT_AGENT) $(BASE) --profile home --profile vps --profile demo ps
+	$(NOT_GRAFANA) $(NOT_AGENT) $(ALL) ps
+
+compose: ## any Compose command on this machine's stack, e.g. make compose ARGS='exec caddy cat /data/caddy/pki/authorities/local/root.crt'
+	$(NOT_GRAFANA) $(NOT_AGENT) $(STACK) --profile home --profile vps --profile demo $(ARGS)
 
 clean: ## remove build output and reports
 	npm run clean; rm -rf $(REPORTS)

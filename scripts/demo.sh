@@ -15,7 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf 'demo: %s\n' "$*" >&2; }
-if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi
+# shellcheck source=lib/env.sh
+. scripts/lib/env.sh
+compose_cmd
+COMPOSE=("${COMPOSE_CMD[@]}")
 docker info >/dev/null 2>&1 || { log "no Docker engine answers (start it, or scripts/ensure-dockerd.sh)"; exit 1; }
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-camrelay}
 
@@ -26,7 +29,6 @@ fi
 SSH_HOST_KEY=$(ssh-keygen -l -E sha256 -f secrets/tunnel_host_key.pub | awk '{print $2}')
 export SSH_HOST_KEY
 
-env_file_value() { [[ -f .env ]] && sed -n "s/^[[:space:]]*$1=\(.*\)$/\1/p" .env | tail -1; return 0; }
 if [[ -z ${GRAFANA_ADMIN_PASSWORD:-} && -z $(env_file_value GRAFANA_ADMIN_PASSWORD) ]]; then
   pw_file=secrets/grafana_admin_password
   if [[ ! -s $pw_file ]]; then
@@ -63,12 +65,12 @@ export CAMERAS_FILE=demo/cameras.yml
 export DOMAIN=${DOMAIN:-localhost} HTTPS_PORT=${HTTPS_PORT:-8443} HTTP_REDIRECT_PORT=${HTTP_REDIRECT_PORT:-8081} HSTS_MAX_AGE=${HSTS_MAX_AGE:-0}
 log "building: ${services[*]}"
 COMPOSE_FILE=docker-compose.yml "${COMPOSE[@]}" --profile demo build
-scripts/stack-config.sh --image "camrelay/relay:${CAMRELAY_TAG:-local}"
+scripts/stack-config.sh --image "camrelay/relay:$(env_or CAMRELAY_TAG local)"
 export COMPOSE_PATH_SEPARATOR=: COMPOSE_FILE=docker-compose.yml:.camrelay/compose.yml:compose/https.yml
 log "starting: ${services[*]}"
 "${COMPOSE[@]}" --profile demo up -d "${services[@]}"
 
-grafana_port=${GRAFANA_PORT:-$(env_file_value GRAFANA_PORT)}; grafana_port=${grafana_port:-3000}
+grafana_port=$(env_or GRAFANA_PORT 3000)
 # Asked inside the relay's container (its HTTP port is published nowhere; no curl needed on the host).
 # The front camera is healthy: its snapshot answers once the tunnel is up (the flaky garden camera
 # makes the relay-wide /readyz come and go, which is what it is for).

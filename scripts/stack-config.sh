@@ -13,7 +13,8 @@
 # The containers read the copy, not your file: edit your file, then `make reload` (or make up-*).
 #
 # The check runs on this machine's Node (>= 20, with `make build` done) or, with --image, in one of the
-# stack's own images (camrelay/relay or camrelay/tunnel-agent): a VPS needs nothing but Docker.
+# stack's own images (camrelay/relay: every value checked as the relay reads it; camrelay/tunnel-agent:
+# the key names, as the agent reads them): a VPS needs nothing but Docker.
 # --any-host-port publishes every camera port on a port Docker picks (the compose test).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd) # the checkout (the generator); paths below are relative to the caller's directory
@@ -47,16 +48,19 @@ dir=$(cd "$out/cameras" && pwd)
 args=(--cameras-dir "$dir" --file-name "$name" --source "$list" $any)
 tmp=$(mktemp "$out/compose.yml.XXXXXX")
 trap 'rm -f "$tmp" "$out/cameras/.$name.new"' EXIT
+# The relay's check where the relay's code is (its image, a built checkout): every value as the relay
+# reads it. Else (the tunnel-agent's image) the key names, all that the agent itself reads.
+pick='if [ -f relay/dist/stack-cli.js ]; then exec node relay/dist/stack-cli.js "$@"; else exec node common/dist/stack-cli.js "$@"; fi'
 if [[ -n $image ]]; then
   # The image's own Node and code; no network, not root, the list on stdin.
-  docker run --rm -i --network none --user 1000:1000 --entrypoint node "$image" common/dist/stack-cli.js "${args[@]}" <"$list" >"$tmp"
+  docker run --rm -i --network none --user 1000:1000 --entrypoint sh "$image" -c "$pick" stack-cli "${args[@]}" <"$list" >"$tmp"
 else
   [[ -f $ROOT/common/dist/stack-cli.js ]] || { log "$ROOT/common/dist/stack-cli.js is missing: run make build, or pass --image"; exit 2; }
-  node "$ROOT/common/dist/stack-cli.js" "${args[@]}" <"$list" >"$tmp"
+  (cd "$ROOT" && sh -c "$pick" stack-cli "${args[@]}") <"$list" >"$tmp"
 fi
 # Both files replaced by rename: a container re-reading the list (SIGHUP) never sees half a file.
 cp "$list" "$out/cameras/.$name.new"
 chmod 644 "$out/cameras/.$name.new" "$tmp"
 mv -f "$out/cameras/.$name.new" "$out/cameras/$name"
 mv -f "$tmp" "$out/compose.yml"
-log "$list -> $out/compose.yml ($(grep -c -- '- \${RELAY_BIND' "$out/compose.yml") published camera ports)"
+log "$list -> $out/compose.yml ($(grep -c -E -- '- \$\{(RELAY|INGEST)_BIND' "$out/compose.yml") published camera ports)"

@@ -16,26 +16,39 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 log() { printf 'reload: %s\n' "$*" >&2; }
+# shellcheck source=lib/env.sh
+. "$ROOT/scripts/lib/env.sh"
 if [[ -z ${CAMERAS_FILE:-} ]]; then
   log "CAMERAS_FILE is not set (environment or .env): there is no camera list to reload"
   exit 2
 fi
-if [[ -n ${COMPOSE:-} ]]; then read -r -a compose <<<"$COMPOSE"
-elif docker compose version >/dev/null 2>&1; then compose=(docker compose)
-else compose=(docker-compose); fi
+compose_cmd
+compose=("${COMPOSE_CMD[@]}")
 dir=${STACK_DIR:-.camrelay}
 # The compose test runs its own stack: its own files (COMPOSE_FILE), its own directory and host ports.
 export COMPOSE_PATH_SEPARATOR=${COMPOSE_PATH_SEPARATOR:-:}
-export COMPOSE_FILE=${COMPOSE_FILE:-docker-compose.yml:$dir/compose.yml}
-# Compose interpolates every service: fill the value only the other machine needs (see the Makefile).
-export SSH_HOST_KEY=${SSH_HOST_KEY:-unused-by-this-command} GRAFANA_ADMIN_PASSWORD=${GRAFANA_ADMIN_PASSWORD:-unused-by-this-command}
-tag=${CAMRELAY_TAG:-local}
+export COMPOSE_FILE=${COMPOSE_FILE:-docker-compose.yml:$dir/compose.yml:compose/https.yml}
+tag=$(env_or CAMRELAY_TAG local)
 
 base=("${compose[@]}" -f docker-compose.yml --profile home --profile vps --profile demo)
-mapfile -t running < <("${base[@]}" ps --services --filter status=running 2>/dev/null)
+mapfile -t running < <(SSH_HOST_KEY=$(env_or SSH_HOST_KEY unused) GRAFANA_ADMIN_PASSWORD=$(env_or GRAFANA_ADMIN_PASSWORD unused) \
+  "${base[@]}" ps --services --filter status=running 2>/dev/null)
 if ((${#running[@]} == 0)); then
   log "no service of project ${COMPOSE_PROJECT_NAME:-camrelay} is running here: start it with make up-home / make up-vps / make demo"
   exit 1
+fi
+# Compose interpolates every service, so both required values must be there; the real ones for the
+# services this recreates (an agent with a placeholder pin would refuse to start). The demo's agent pins
+# the demo's own server, as make demo does, whatever .env says.
+if [[ " ${running[*]} " == *" tunnel-agent-demo "* && -z ${SSH_HOST_KEY:-} && -f secrets/tunnel_host_key.pub ]]; then
+  SSH_HOST_KEY=$(ssh-keygen -l -E sha256 -f secrets/tunnel_host_key.pub | awk '{print $2}')
+fi
+SSH_HOST_KEY=$(env_or SSH_HOST_KEY unused-by-this-command)
+GRAFANA_ADMIN_PASSWORD=$(env_or GRAFANA_ADMIN_PASSWORD unused-by-this-command)
+export SSH_HOST_KEY GRAFANA_ADMIN_PASSWORD CAMRELAY_TAG=$tag
+if [[ $SSH_HOST_KEY == unused-by-this-command && ( " ${running[*]} " == *" tunnel-agent "* ) ]]; then
+  log "SSH_HOST_KEY is not set (environment or .env): the tunnel-agent needs its pin"
+  exit 2
 fi
 image=
 for s in "${running[@]}"; do

@@ -9,3 +9,4 @@ export * from './listen';
 export * from './settings';
 export * from './cameras';
 export * from './stack';
+export * from './stack-cli-main';

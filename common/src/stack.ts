@@ -4,8 +4,8 @@
  * top of docker-compose.yml, so adding a camera is one entry in the list, never an edit of the compose
  * file:
  *
- *   relay          reads the list (CAMERAS_FILE), publishes every camera's raw_port (and a push
- *                  camera's ingest_port) on the same host port;
+ *   relay          reads the list (CAMERAS_FILE), publishes every camera's raw_port (on RELAY_BIND)
+ *                  and a push camera's ingest_port (on INGEST_BIND) on the same host port;
  *   tunnel-server  permits exactly the cameras' tunnel ports plus the agent's metrics forward;
  *   tunnel-agent   reads the list (one forward per camera with `lan`), plus its metrics forward.
  *
@@ -14,7 +14,7 @@
  * names (keysOnly): values are checked by the relay and the agent themselves at start-up.
  */
 import { stringify } from 'yaml';
-import { CameraEntry, keysOnly, parseCameraList } from './cameras';
+import { CameraEntry, CameraListOptions, keysOnly, parseCameraList } from './cameras';
 
 /** Ports fixed inside the stack's containers (docker-compose.yml); no camera may use them. */
 export const STACK_FIXED_PORTS: Readonly<Record<string, number>> = {
@@ -38,9 +38,23 @@ export interface StackOptions {
   anyHostPort?: boolean;
 }
 
-/** Parses a camera list the way the stack needs it: structure, key names, the stack's fixed ports. */
-export function parseStackList(text: string, file: string): CameraEntry[] {
-  return parseCameraList(text, file, { validate: keysOnly(), reservedPorts: STACK_FIXED_PORTS });
+/** How a daemon checks a list beyond its structure: each entry's settings, then the whole list. */
+export interface ListChecks {
+  /** one entry's per-camera settings (file keys), throwing a key-path error; default: key names only */
+  validate?: CameraListOptions['validate'];
+  /** the parsed list as a whole (cross-field checks), throwing a key-path error */
+  check?: (cameras: readonly CameraEntry[]) => void;
+}
+
+/**
+ * Parses a camera list the way the stack needs it: structure, the stack's fixed ports, and the given
+ * checks. The relay's image checks every value as the relay will (relay/src/stack-cli.ts); the agent's
+ * image, which has no relay code, the key names (all the agent itself reads).
+ */
+export function parseStackList(text: string, file: string, checks: ListChecks = {}): CameraEntry[] {
+  const cameras = parseCameraList(text, file, { validate: checks.validate ?? keysOnly(), reservedPorts: STACK_FIXED_PORTS });
+  checks.check?.(cameras);
+  return cameras;
 }
 
 /** The compose file (YAML text) that puts the cameras into the stack. */
@@ -48,11 +62,13 @@ export function stackCompose(cameras: readonly CameraEntry[], o: StackOptions): 
   if (!o.camerasDir.startsWith('/')) throw new Error(`camerasDir must be absolute: ${o.camerasDir}`);
   const listInContainer = `${CONTAINER_DIR}/${o.fileName}`;
   const mount = `${o.camerasDir}:${CONTAINER_DIR}:ro`;
-  const publish = (port: number) => `\${RELAY_BIND:-0.0.0.0}:${o.anyHostPort ? '' : port}:${port}`;
+  // raw ports for viewers on RELAY_BIND, ingest ports for push cameras on INGEST_BIND: closing one must
+  // not close the other
+  const publish = (bind: string, port: number) => `\${${bind}:-0.0.0.0}:${o.anyHostPort ? '' : port}:${port}`;
   const ports: string[] = [];
   for (const c of cameras) {
-    ports.push(publish(c.rawPort));
-    if (c.ingestPort !== undefined) ports.push(publish(c.ingestPort));
+    ports.push(publish('RELAY_BIND', c.rawPort));
+    if (c.ingestPort !== undefined) ports.push(publish('INGEST_BIND', c.ingestPort));
   }
   const tunnelPorts = cameras.filter((c) => c.tunnelPort !== undefined).map((c) => c.tunnelPort as number);
   const agent = { environment: { CAMERAS_FILE: listInContainer, TUNNEL_FORWARDS: METRICS_FORWARD }, volumes: [mount] };

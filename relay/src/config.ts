@@ -8,7 +8,7 @@
  */
 import { validate as validateCron } from 'node-cron';
 import {
-  CAMERA_NAME_RE, CameraEntry, CidrList, cidrs, defineSettings, Env, int, KeyPathError, loadCameraList, LogLevel, logLevel, ms, number, oneOf, Parsed,
+  CAMERA_NAME_RE, CameraEntry, CidrList, cidrs, defineSettings, Env, int, KeyPathError, ListChecks, loadCameraList, LogLevel, logLevel, ms, number, oneOf, Parsed,
   port, secret, SettingValues, string,
 } from '@camrelay/common';
 
@@ -290,13 +290,31 @@ function joinDir(dir: string, name: string): string {
   return `${dir.replace(/\/+$/, '')}/${name}`;
 }
 
+/** One entry's per-camera settings, checked as the relay reads them (key paths in errors). */
+function validateCameraSettings(settings: Readonly<Record<string, unknown>>, path: string): void {
+  RELAY_SETTINGS.validateOverrides(ownPortsOut(settings), path);
+}
+
+/**
+ * The relay's checks of a camera list, for the stack's generator (relay/src/stack-cli.ts, run in the
+ * relay's image by `make up-vps` / `make reload`): every value and the cross-field checks, against the
+ * default global settings, so a list the relay would refuse never reaches it.
+ */
+export const RELAY_LIST_CHECKS: ListChecks = {
+  validate: validateCameraSettings,
+  check: (entries) => {
+    const global = RELAY_SETTINGS.parse({}).values;
+    for (const e of entries) cameraOf(e, global);
+  },
+};
+
 /**
  * Reads CAMERAS_FILE into cameras (file order), each resolved against the global values. Throws a
  * ConfigError naming the key path. Used at start-up and on every SIGHUP reload.
  */
 export function loadCameras(file: string, global: RelaySettings): CameraConfig[] {
   const entries = loadCameraList(file, {
-    validate: (settings, path) => void RELAY_SETTINGS.validateOverrides(ownPortsOut(settings), path),
+    validate: validateCameraSettings,
     reservedPorts: { HTTP_PORT: global.httpPort, METRICS_PORT: global.metricsPort },
   });
   return entries.map((e) => deepFreeze(cameraOf(e, global)));

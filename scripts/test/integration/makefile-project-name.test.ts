@@ -32,7 +32,7 @@ function projectName(envFile: string | undefined, env: Record<string, string> = 
     env: { ...baseEnv, ...env },
     encoding: 'utf8',
   });
-  const m = /^project=(.*) args=--profile vps up -d$/m.exec(out);
+  const m = /^project=(.*) args=--profile vps up -d --remove-orphans$/m.exec(out);
   if (!m) throw new Error(`unexpected make output: ${out}`);
   return m[1] as string;
 }

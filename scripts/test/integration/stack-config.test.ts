@@ -21,14 +21,14 @@ beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'camrelay-stack-'));
   bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
-  // `docker run ... --entrypoint node IMAGE common/dist/stack-cli.js ARGS` runs in the image's /app:
-  // here, the same code from this checkout.
+  // `docker run ... --entrypoint EP IMAGE ARGS` runs EP ARGS in the image's /app: here, the same code
+  // from this checkout (the relay's image's view: relay/dist exists).
   fs.writeFileSync(path.join(bin, 'docker'), `#!/bin/bash
 [ "$1" = run ] || exit 99
 while [ "$1" != --entrypoint ]; do shift; done
-[ "$2" = node ] || exit 98
+ep=$2
 shift 3
-cd "${ROOT}" && exec node "$@"
+cd "${ROOT}" && exec "$ep" "$@"
 `, { mode: 0o755 });
   fs.writeFileSync(path.join(bin, 'fake-compose'), '#!/bin/sh\nprintf "files=%s args=%s\\n" "$COMPOSE_FILE" "$*"\n', { mode: 0o755 });
 });
@@ -59,12 +59,12 @@ describe('make up-vps with CAMERAS_FILE in .env', () => {
     expect(r.err).toMatch(/cameras.yml -> .camrelay\/compose.yml \(5 published camera ports\)/);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^files=docker-compose.yml args=--profile vps build$/m);
-    expect(r.out).toMatch(/^files=docker-compose.yml:.camrelay\/compose.yml:compose\/https.yml args=--profile vps up -d$/m);
+    expect(r.out).toMatch(/^files=docker-compose.yml:.camrelay\/compose.yml:compose\/https.yml args=--profile vps up -d --remove-orphans$/m);
     const copy = path.join(work, '.camrelay/cameras/cameras.yml');
     expect(fs.readFileSync(copy, 'utf8')).toBe(LIST);
     expect(fs.statSync(copy).mode & 0o777).toBe(0o644); // readable by the daemons' uid 1000
     const doc = parse(fs.readFileSync(path.join(work, '.camrelay/compose.yml'), 'utf8'));
-    expect(doc.services.relay.ports).toEqual(['${RELAY_BIND:-0.0.0.0}:8080:8080', '${RELAY_BIND:-0.0.0.0}:8082:8082', '${RELAY_BIND:-0.0.0.0}:8083:8083', '${RELAY_BIND:-0.0.0.0}:1236:1236', '${RELAY_BIND:-0.0.0.0}:8084:8084']);
+    expect(doc.services.relay.ports).toEqual(['${RELAY_BIND:-0.0.0.0}:8080:8080', '${RELAY_BIND:-0.0.0.0}:8082:8082', '${RELAY_BIND:-0.0.0.0}:8083:8083', '${INGEST_BIND:-0.0.0.0}:1236:1236', '${RELAY_BIND:-0.0.0.0}:8084:8084']);
     expect(doc.services['tunnel-server'].environment.TUNNEL_PERMIT_LISTEN_PORTS).toBe('18080,18082,9101');
     expect(doc.services.relay.volumes).toEqual([`${path.join(work, '.camrelay/cameras')}:/etc/camrelay:ro`]);
   });
@@ -84,6 +84,12 @@ describe('make up-vps with CAMERAS_FILE in .env', () => {
     // a port that is fixed inside the stack
     fs.writeFileSync(path.join(work, 'cameras.yml'), LIST.replace('raw_port: 8084', 'raw_port: 8081'));
     expect(makeUpVps(work, 'CAMERAS_FILE=cameras.yml\n').err).toMatch(/cameras\.bench\.raw_port: 8081 is already used by the relay's HTTP_PORT/);
+    // values are checked as the relay reads them, not only the key names
+    fs.writeFileSync(path.join(work, 'cameras.yml'), LIST.replace('max_fps: 10', 'max_fps: 10, idle_fps: 50'));
+    expect(makeUpVps(work, 'CAMERAS_FILE=cameras.yml\n').err).toMatch(/cameras\.garden\.idle_fps: 50 is not a number from 0 to max_fps \(10\)/);
+    fs.writeFileSync(path.join(work, 'cameras.yml'), LIST.replace('max_fps: 10', 'max_fps: -5'));
+    expect(makeUpVps(work, 'CAMERAS_FILE=cameras.yml\n').err).toMatch(/cameras\.garden\.max_fps: -5 is not/);
+    expect(fs.readFileSync(path.join(work, '.camrelay/cameras/cameras.yml'), 'utf8')).toBe(LIST);
   });
 
   test('without CAMERAS_FILE: one camera, compose/single-camera.yml, no generated file left behind', () => {
@@ -92,10 +98,28 @@ describe('make up-vps with CAMERAS_FILE in .env', () => {
     fs.writeFileSync(path.join(work, '.camrelay/compose.yml'), 'stale');
     const r = makeUpVps(work, '# CAMERAS_FILE=\n');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^files=docker-compose.yml:compose\/single-camera.yml:compose\/https.yml args=--profile vps up -d$/m);
+    expect(r.out).toMatch(/^files=docker-compose.yml:compose\/single-camera.yml:compose\/https.yml args=--profile vps up -d --remove-orphans$/m);
     // HTTPS=off: the relay's plain HTTP port instead of Caddy
-    expect(makeUpVps(work, 'HTTPS=off\n').out).toMatch(/^files=docker-compose.yml:compose\/single-camera.yml:compose\/plain-http.yml args=--profile vps up -d$/m);
+    expect(makeUpVps(work, 'HTTPS=off\n').out).toMatch(/^files=docker-compose.yml:compose\/single-camera.yml:compose\/plain-http.yml args=--profile vps up -d --remove-orphans$/m);
     expect(fs.existsSync(path.join(work, '.camrelay/compose.yml'))).toBe(false);
+  });
+});
+
+describe('the required values Compose interpolates', () => {
+  test('the real ones from .env reach Compose (a reload must not recreate the agent with a placeholder pin); make never prints them', () => {
+    const work = fs.mkdtempSync(path.join(dir, 'values-'));
+    const stub = path.join(bin, 'values-compose');
+    fs.writeFileSync(stub, '#!/bin/sh\nprintf "key=%s pw=%s args=%s\\n" "$SSH_HOST_KEY" "$GRAFANA_ADMIN_PASSWORD" "$*"\n', { mode: 0o755 });
+    const run = (dotenv: string, target: string) => {
+      fs.writeFileSync(path.join(work, '.env'), dotenv);
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      for (const k of ['MAKEFLAGS', 'CAMERAS_FILE', 'SSH_HOST_KEY', 'GRAFANA_ADMIN_PASSWORD']) delete env[k];
+      return spawnSync('make', ['-f', path.join(ROOT, 'Makefile'), '-C', work, target, `COMPOSE=${stub}`], { env, encoding: 'utf8' }).stdout;
+    };
+    const both = run('SSH_HOST_KEY=SHA256:pin\nGRAFANA_ADMIN_PASSWORD=s3cret-pw\n', 'ps');
+    expect(both).toMatch(/^key=SHA256:pin pw=s3cret-pw args=--profile home --profile vps --profile demo ps$/m);
+    expect(both.split('\n').filter((l) => !l.startsWith('key=')).join('\n')).not.toContain('s3cret-pw'); // make's own echo of the command
+    expect(run('', 'ps')).toMatch(/^key=unused-by-this-command pw=unused-by-this-command args=/m);
   });
 });
 
