@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CAMERA_SETTING_KEYS, ConfigError, keysOnly, loadCameraList, parseCameraList } from '../../src';
+import { EXAMPLE_CAMERAS_YAML } from '../../../test-support/cameras';
 
 const opts = { validate: keysOnly(), reservedPorts: { HTTP_PORT: 8081, METRICS_PORT: 9100 } };
 const parse = (text: string) => parseCameraList(text, 'cameras.yml', opts);
@@ -15,25 +16,7 @@ function err(text: string): string {
   throw new Error('no error');
 }
 
-const ISSUE_EXAMPLE = `
-cameras:
-  front:
-    lan: 192.168.1.100:1234
-    raw_port: 8080
-  garden:
-    lan: 192.168.1.101:1234
-    raw_port: 8082
-    max_fps: 10
-    public: true
-  printer:
-    mode: push
-    ingest_port: 1236
-    raw_port: 8083
-  bench:
-    host: 127.0.0.1
-    port: 5001
-    raw_port: 8084
-`;
+const ISSUE_EXAMPLE = EXAMPLE_CAMERAS_YAML;
 
 describe('camera list', () => {
   test('the example from the issue parses in file order, with derived tunnel ports', () => {

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { utils } from 'ssh2';
 import { ConfigError } from '@camrelay/common';
+import { EXAMPLE_CAMERAS_YAML } from '../../../test-support/cameras';
 import { loadConfig, loadForwards, parseForwards } from '../../src/config';
 
 const ED_FP = 'SHA256:v0hp/6iN1QKJ5SJ+dwHhRHlI31smn6tzZ8knODD5sgo';
@@ -41,25 +42,7 @@ function configError(env: Record<string, string>): ConfigError {
 }
 
 // The issue's example file: two cameras on the LAN, a push camera and one the relay reaches itself.
-const EXAMPLE = `
-cameras:
-  front:
-    lan: 192.168.1.100:1234
-    raw_port: 8080
-  garden:
-    lan: 192.168.1.101:1234
-    raw_port: 8082
-    max_fps: 10
-    public: true
-  printer:
-    mode: push
-    ingest_port: 1236
-    raw_port: 8083
-  bench:
-    host: 127.0.0.1
-    port: 5001
-    raw_port: 8084
-`;
+const EXAMPLE = EXAMPLE_CAMERAS_YAML;
 
 describe('CAMERAS_FILE', () => {
   test('one forward per camera with lan, on its tunnel port (raw_port + 10000 unless tunnel_port), labelled with its name', () => {
