@@ -28,7 +28,9 @@
  * carries many clients' requests. So a connection from a trusted proxy takes no slot itself: EVERY
  * REQUEST on it takes one (held until its response closes: a whole MJPEG stream) for the client
  * address the proxy names, and ALLOW_CIDRS, MAX_CLIENTS / MAX_CLIENTS_PER_IP, the rejection logs and
- * the sign-in limit all use that address. Refusals there do not close the proxy's connection.
+ * the sign-in limit all use that address. Refusals there do not close the proxy's connection. A
+ * request whose forwarding headers name no client (malformed, `unknown`, or Forwarded and
+ * X-Forwarded-For disagreeing) gets 400 (`bad_forwarding`), never the proxy's own address.
  *
  * Signing in over HTTPS (X-Forwarded-Proto https from a trusted proxy): a page (`/`, `/cam/<name>/`,
  * `?login=1`) that needs credentials answers 401 with a sign-in form instead of the Basic challenge
@@ -55,7 +57,7 @@ import { CidrList, listen, normaliseAddress, RateLimitedLog, type Logger, type S
 import type { RejectReason } from '../metrics';
 import { CAMERA_NAME_RE } from '@camrelay/common';
 import { AUTH_REALM, ViewerAuth } from './auth';
-import { ClientInfo, TrustedProxies } from './forwarded';
+import { type BadForwarding, type ClientInfo, TrustedProxies } from './forwarded';
 import { HttpCamera } from './http-camera';
 import { REJECT_LOG_INTERVAL_MS, type Lease } from './limits';
 import { LoginThrottle, readForm, safeNext, sameOrigin } from './login';
@@ -413,6 +415,20 @@ export class HttpOutlet implements Service {
     }
   }
 
+  /**
+   * A trusted proxy's request whose forwarding headers name no client (forwarded.ts): 400, never the
+   * proxy's own address. Counted and logged (rate-limited) with the headers, cut to a readable length.
+   */
+  private badForwarding(req: IncomingMessage, res: ServerResponse, bad: BadForwarding): void {
+    const cut = (h: string | string[] | undefined) => (h === undefined ? undefined : String(h).slice(0, 200));
+    this.deps.limiter.reject('bad_forwarding', bad.peer, 'http', {
+      problem: bad.bad, forwarded: cut(req.headers.forwarded), xForwardedFor: cut(req.headers['x-forwarded-for']),
+      hint: "make the proxy strip the client's Forwarded/X-Forwarded-For headers and write its own",
+    });
+    // the proxy's connection carries other clients' requests: keep it open
+    this.plain(res, 400, "conflicting or malformed forwarding headers from the proxy: make it strip the client's Forwarded/X-Forwarded-For\n");
+  }
+
   private route(req: IncomingMessage, res: ServerResponse, conn: Conn | undefined): void {
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
@@ -420,7 +436,9 @@ export class HttpOutlet implements Service {
     const search = q >= 0 ? rawUrl.slice(q) : '';
     // /cam/<name>/<sub>: one camera; the seed paths serve the first camera
     const { route, camName, redirect } = this.match(path);
-    const client = this.proxies.resolve(req);
+    const resolved = this.proxies.resolve(req);
+    if ('bad' in resolved) return this.badForwarding(req, res, resolved);
+    const client = resolved;
     const { limiter } = this.deps;
 
     const refused = this.admitRequest(res, conn, client);
