@@ -118,7 +118,9 @@ export function readForm(req: IncomingMessage): Promise<URLSearchParams | 400 | 
 
 /**
  * Where to send the browser after signing in: `next` when it is a path of this site under the base
- * path (no scheme, no host, no `//`, no backslash), else the base path's root. Never a URL elsewhere.
+ * path (no scheme, no host, no `//`, no backslash), else the base path's root. Never a URL elsewhere:
+ * the check is repeated on the result, because resolving dot segments can make one (`/..//evil.com`
+ * is `//evil.com`, which a browser reads as another host).
  */
 export function safeNext(next: string | null | undefined, basePath: string): string {
   const root = `${basePath}/`;
@@ -131,7 +133,9 @@ export function safeNext(next: string | null | undefined, basePath: string): str
     return root;
   }
   if (u.origin !== 'https://relay.invalid' || !u.pathname.startsWith(root)) return root;
-  return u.pathname + u.search;
+  const out = u.pathname + u.search;
+  if (out.startsWith('//') || out.includes('\\')) return root;
+  return out;
 }
 
 /**

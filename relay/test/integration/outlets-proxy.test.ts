@@ -224,8 +224,10 @@ describe('HTTP outlet behind a proxy', () => {
       expect(big.status).toBe(413);
       expect(await rig.metric('relay_login_attempts_total', { result: 'ok' })).toBe(0);
       // an open redirect is not on offer
-      const r = await signIn('198.51.100.7', { user: 'viewer', password: 'correct horse', next: '//evil.example/' });
-      expect(r.headers.location).toBe('/');
+      for (const next of ['//evil.example/', '/..//evil.example/', '/%2e%2e//evil.example/']) {
+        const r = await signIn('198.51.100.7', { user: 'viewer', password: 'correct horse', next });
+        expect([next, r.headers.location]).toEqual([next, '/']);
+      }
     });
 
     test('5 failures a minute per client address: then 429 with Retry-After, and right credentials are not even checked', async () => {

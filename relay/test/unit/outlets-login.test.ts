@@ -146,6 +146,20 @@ describe('after signing in', () => {
     expect(safeNext('/%2e%2e/x', '')).toBe('/x');
   });
 
+  test('safeNext: dot segments can never resolve to a protocol-relative //host', () => {
+    for (const bad of ['/..//evil.com', '/.//evil.com', '/%2e%2e//evil.com', '/%2e//evil.com', '/a/..//evil.com', '/a/../..//evil.com/x?y=1']) {
+      expect([bad, safeNext(bad, '')]).toEqual([bad, '/']);
+    }
+    expect(safeNext('/camrelay/..//evil.com', '/camrelay')).toBe('/camrelay/');
+    // a result is never off-site, whatever goes in
+    for (const next of ['/..//evil.com', '/camrelay/..//evil.com', '/camrelay/x/..//evil.com', '/./../\\evil.com', '/x/../..//a']) {
+      for (const base of ['', '/camrelay']) {
+        const out = safeNext(next, base);
+        expect(new URL(out, 'https://cam.example/').origin).toBe('https://cam.example');
+      }
+    }
+  });
+
   test('sameOrigin: fetch metadata must say same-origin, else Origin must be https://<host>; scripts pass', () => {
     expect(sameOrigin({ origin: 'https://cam.example:8443' }, 'cam.example:8443')).toBe(true);
     expect(sameOrigin({ origin: 'https://CAM.example' }, 'cam.example')).toBe(true);
