@@ -264,6 +264,8 @@ export class HttpOutlet implements Service {
   }
 
   async start(): Promise<void> {
+    // the sign-in cookie's key: scrypt, once (slow on purpose, see session.ts), before any request
+    if (this.auth.enabled) await this.sessions.start();
     if (this.server) return;
     this.abort = new AbortController();
     // one listener per waiting snapshot request: lift the leak warning

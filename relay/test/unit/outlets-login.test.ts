@@ -8,15 +8,22 @@ import { parseSetCookie } from 'cookie';
 import { FakeClock } from '../../../test-support';
 import { ViewerAuth } from '../../src/outlets/auth';
 import { LOGIN_MAX_FAILURES, LOGIN_WINDOW_MS, LoginThrottle, safeNext, sameOrigin } from '../../src/outlets/login';
-import { SESSION_COOKIE, SessionCookies, type SessionOptions } from '../../src/outlets/session';
+import { deriveSessionKey, KEY_LABEL, SESSION_COOKIE, SESSION_KEY_SCRYPT, SessionCookies, type SessionOptions } from '../../src/outlets/session';
 
 const DAY = 86_400_000;
 const creds: SessionOptions = { viewerUser: 'viewer', viewerPassword: 'correct horse', viewerToken: 'tok-12345678', ttlMs: 7 * DAY, path: '/camrelay' };
 const cookieOf = (setCookie: string) => `other=1; ${SESSION_COOKIE}=${parseSetCookie(setCookie).value}; x=y`;
 
 describe('SessionCookies', () => {
-  test('the cookie is HttpOnly, Secure, SameSite=Lax, scoped to the base path, with Max-Age = SESSION_TTL_MS', () => {
-    const s = new SessionCookies(creds, () => 1_000_000);
+  /** a SessionCookies with its key derived */
+  async function sessions(o: SessionOptions = creds, now?: () => number): Promise<SessionCookies> {
+    const s = new SessionCookies(o, now);
+    await s.start();
+    return s;
+  }
+
+  test('the cookie is HttpOnly, Secure, SameSite=Lax, scoped to the base path, with Max-Age = SESSION_TTL_MS', async () => {
+    const s = await sessions(creds, () => 1_000_000);
     const c = parseSetCookie(s.issue());
     expect(c).toMatchObject({ name: '__Secure-camrelay-session', httpOnly: true, secure: true, sameSite: 'lax', path: '/camrelay', maxAge: 7 * 86_400 });
     expect(c.value).toMatch(/^1\.\d+\.[\w-]{22}\.[\w-]{43}$/);
@@ -25,12 +32,12 @@ describe('SessionCookies', () => {
     expect(parseSetCookie(s.clear())).toMatchObject({ name: SESSION_COOKIE, value: '', maxAge: 0, path: '/camrelay', secure: true, httpOnly: true });
   });
 
-  test('valid until SESSION_TTL_MS has passed (fake time), also for a restarted relay with the same credentials', () => {
+  test('valid until SESSION_TTL_MS has passed (fake time), also for a restarted relay with the same credentials', async () => {
     const clock = new FakeClock();
-    const s = new SessionCookies(creds, () => clock.now());
+    const s = await sessions(creds, () => clock.now());
     const header = cookieOf(s.issue());
     expect(s.check(header)).toBe('valid');
-    expect(new SessionCookies(creds, () => clock.now()).check(header)).toBe('valid');
+    expect((await sessions(creds, () => clock.now())).check(header)).toBe('valid');
     clock.advance(7 * DAY - 1000);
     expect(s.check(header)).toBe('valid');
     clock.advance(1000);
@@ -42,22 +49,22 @@ describe('SessionCookies', () => {
     ['the token changes', { viewerToken: 'tok-87654321' }],
     ['the user name changes', { viewerUser: 'admin' }],
     ['SESSION_SECRET is set', { sessionSecret: 'a-session-secret-0123' }],
-  ])('revoked when %s', (_what, change) => {
-    const header = cookieOf(new SessionCookies(creds).issue());
-    expect(new SessionCookies(creds).check(header)).toBe('valid');
-    expect(new SessionCookies({ ...creds, ...change }).check(header)).toBe('invalid');
+  ])('revoked when %s', async (_what, change) => {
+    const header = cookieOf((await sessions()).issue());
+    expect((await sessions()).check(header)).toBe('valid');
+    expect((await sessions({ ...creds, ...change })).check(header)).toBe('invalid');
   });
 
-  test('a changed SESSION_SECRET revokes too, and the same one keeps cookies valid', () => {
+  test('a changed SESSION_SECRET revokes too, and the same one keeps cookies valid', async () => {
     const a = { ...creds, sessionSecret: 'a-session-secret-0123' };
-    const header = cookieOf(new SessionCookies(a).issue());
-    expect(new SessionCookies(a).check(header)).toBe('valid');
-    expect(new SessionCookies({ ...a, sessionSecret: 'a-session-secret-0124' }).check(header)).toBe('invalid');
+    const header = cookieOf((await sessions(a)).issue());
+    expect((await sessions(a)).check(header)).toBe('valid');
+    expect((await sessions({ ...a, sessionSecret: 'a-session-secret-0124' })).check(header)).toBe('invalid');
   });
 
-  test('forged, extended or garbled values are refused; no cookie is "none"', () => {
+  test('forged, extended or garbled values are refused; no cookie is "none"', async () => {
     const clock = new FakeClock();
-    const s = new SessionCookies(creds, () => clock.now());
+    const s = await sessions(creds, () => clock.now());
     const value = parseSetCookie(s.issue()).value as string;
     const [v, exp, nonce, mac] = value.split('.');
     const bad = [
@@ -73,8 +80,8 @@ describe('SessionCookies', () => {
     expect(s.check(`${SESSION_COOKIE}x=1`)).toBe('none');
   });
 
-  test('the MAC is compared with crypto.timingSafeEqual', () => {
-    const s = new SessionCookies(creds);
+  test('the MAC is compared with crypto.timingSafeEqual', async () => {
+    const s = await sessions();
     const header = cookieOf(s.issue());
     const spy = jest.spyOn(crypto, 'timingSafeEqual');
     try {
@@ -83,6 +90,54 @@ describe('SessionCookies', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  describe('a stolen cookie is no cheap test of guessed credentials', () => {
+    /** a cookie value signed with `key`, as an attacker who guessed the credentials would make it */
+    const forge = (key: Buffer, expiry = 4_000_000_000) => {
+      const payload = `1.${expiry}.${crypto.randomBytes(16).toString('base64url')}`;
+      return `${SESSION_COOKIE}=${payload}.${crypto.createHmac('sha256', key).update(payload).digest('base64url')}`;
+    };
+    const material = JSON.stringify([creds.viewerToken, creds.viewerUser, creds.viewerPassword]);
+
+    test('the key is no fast hash of the credentials (one HMAC per guess)', async () => {
+      const s = await sessions();
+      // the old key: HMAC-SHA256(label, credentials)
+      const fast = crypto.createHmac('sha256', 'camrelay sign-in cookie v1').update(material).digest();
+      expect(s.check(forge(fast))).toBe('invalid');
+      expect(s.check(forge(crypto.createHash('sha256').update(material).digest()))).toBe('invalid');
+    });
+
+    test('it is scrypt (N >= 2^14, r = 8) of the credentials, salted with the label and SESSION_SECRET', async () => {
+      expect(SESSION_KEY_SCRYPT.N).toBeGreaterThanOrEqual(2 ** 14);
+      expect(SESSION_KEY_SCRYPT.r).toBe(8);
+      const key = crypto.scryptSync(material, JSON.stringify([KEY_LABEL, null]), 32, SESSION_KEY_SCRYPT);
+      expect((await sessions()).check(forge(key))).toBe('valid');
+      const secret = { ...creds, sessionSecret: 'a-session-secret-0123' };
+      const withSecret = crypto.scryptSync(material, JSON.stringify([KEY_LABEL, secret.sessionSecret]), 32, SESSION_KEY_SCRYPT);
+      expect((await sessions(secret)).check(forge(withSecret))).toBe('valid');
+      expect((await sessions(secret)).check(forge(key))).toBe('invalid');
+      expect(await deriveSessionKey(creds)).toEqual(key);
+    });
+
+    test('derived once, asynchronously (never per request, never blocking the event loop)', async () => {
+      const scrypt = jest.spyOn(crypto, 'scrypt');
+      const scryptSync = jest.spyOn(crypto, 'scryptSync');
+      try {
+        const s = new SessionCookies(creds);
+        expect(scrypt).not.toHaveBeenCalled(); // the constructor does nothing
+        expect(() => s.issue()).toThrow(/start\(\)/);
+        await Promise.all([s.start(), s.start()]);
+        await s.start();
+        const header = cookieOf(s.issue());
+        for (let i = 0; i < 100; i++) expect(s.check(header)).toBe('valid');
+        expect(scrypt).toHaveBeenCalledTimes(1);
+        expect(scryptSync).not.toHaveBeenCalled();
+      } finally {
+        scrypt.mockRestore();
+        scryptSync.mockRestore();
+      }
+    });
   });
 });
 
