@@ -60,7 +60,7 @@ import { AUTH_REALM, ViewerAuth } from './auth';
 import { type BadForwarding, type ClientInfo, TrustedProxies } from './forwarded';
 import { HttpCamera } from './http-camera';
 import { REJECT_LOG_INTERVAL_MS, type Lease } from './limits';
-import { LoginThrottle, readForm, safeNext, sameOrigin } from './login';
+import { LoginThrottle, readForm, safeNext, sameOrigin, throttleKey } from './login';
 import { SESSION_COOKIE, SessionCookies } from './session';
 import { MJPEG_CONTENT_TYPE, MjpegStreamer, parseFpsParam } from './mjpeg';
 import type { OutletDeps } from './deps';
@@ -413,7 +413,7 @@ export class HttpOutlet implements Service {
 
   private failedCheck(address: string): void {
     if (this.throttle.fail(address)) {
-      this.throttleLog.warn(this.log, 'limit', { ip: address }, 'too many failed sign-ins: credentials from this address are not checked for a while');
+      this.throttleLog.warn(this.log, 'limit', { ip: address, limited: throttleKey(address) }, 'too many failed sign-ins: credentials from this address are not checked for a while');
     }
   }
 

@@ -251,6 +251,15 @@ describe('HTTP outlet behind a proxy', () => {
       expect(rig.logs.filter((l) => String(l.msg).startsWith('too many failed sign-ins'))).toEqual([expect.objectContaining({ ip: '198.51.100.7' })]);
     });
 
+    test('IPv6 clients are limited per /64: a fresh address of the same /64 is blocked too', async () => {
+      rig = await startRig({ ...creds, trustedProxies: TRUST_LOCAL });
+      for (let i = 1; i <= 5; i++) expect((await signIn(`2001:db8:1:2::${i}`, { user: 'viewer', password: `guess ${i}` })).status).toBe(401);
+      expect((await signIn('2001:db8:1:2:ffff:ffff:ffff:ffff')).status).toBe(429);
+      // the next /64 is someone else
+      expect((await signIn('2001:db8:1:3::1')).status).toBe(303);
+      expect(rig.logs.filter((l) => String(l.msg).startsWith('too many failed sign-ins'))).toEqual([expect.objectContaining({ ip: '2001:db8:1:2::5' })]);
+    });
+
     test('wrong Basic credentials count too: after 5 the right ones get 429', async () => {
       rig = await startRig({ ...creds, trustedProxies: TRUST_LOCAL });
       rig.store.publish(fakeJpeg(1));

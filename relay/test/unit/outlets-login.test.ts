@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import { parseSetCookie } from 'cookie';
 import { FakeClock } from '../../../test-support';
 import { ViewerAuth } from '../../src/outlets/auth';
-import { LOGIN_MAX_FAILURES, LOGIN_WINDOW_MS, LoginThrottle, safeNext, sameOrigin } from '../../src/outlets/login';
+import { LOGIN_MAX_FAILURES, LOGIN_WINDOW_MS, LoginThrottle, safeNext, sameOrigin, throttleKey } from '../../src/outlets/login';
 import { deriveSessionKey, KEY_LABEL, SESSION_COOKIE, SESSION_KEY_SCRYPT, SessionCookies, type SessionOptions } from '../../src/outlets/session';
 
 const DAY = 86_400_000;
@@ -186,6 +186,75 @@ describe('LoginThrottle (fake time)', () => {
     clock.advance(LOGIN_WINDOW_MS);
     for (const a of ['c', 'd', 'e']) expect(t.retryAfterMs(a)).toBe(0);
     expect(t.tracked).toBe(0);
+  });
+
+  test('IPv6 clients count per /64 (one user holds a whole /64); IPv4 per address', () => {
+    const t = new LoginThrottle({}, () => 0);
+    for (let i = 1; i <= LOGIN_MAX_FAILURES; i++) t.fail(`2001:db8:1:2::${i}`);
+    // a fresh address of the same /64 is just as blocked, written any way
+    for (const a of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0db8:0001:0002::99', '2001:db8:1:2:0:0:10.0.0.1', '[2001:db8:1:2::7]'.slice(1, -1)]) {
+      expect([a, t.retryAfterMs(a) > 0]).toEqual([a, true]);
+    }
+    expect(t.retryAfterMs('2001:db8:1:3::1')).toBe(0);
+    expect(t.tracked).toBe(1);
+    // a success anywhere in the /64 forgets it
+    t.succeed('2001:db8:1:2::abcd');
+    expect(t.retryAfterMs('2001:db8:1:2::1')).toBe(0);
+    // IPv4: neighbours are other clients
+    for (let i = 0; i < LOGIN_MAX_FAILURES; i++) t.fail('198.51.100.7');
+    expect(t.retryAfterMs('198.51.100.7')).toBeGreaterThan(0);
+    expect(t.retryAfterMs('198.51.100.8')).toBe(0);
+  });
+
+  test('throttleKey: IPv4 as is (also IPv4-mapped), IPv6 as its /64', () => {
+    expect(throttleKey('198.51.100.7')).toBe('198.51.100.7');
+    expect(throttleKey('::ffff:198.51.100.7')).toBe('198.51.100.7');
+    expect(throttleKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(throttleKey('2001:DB8:0:0:1::')).toBe('2001:db8:0:0::/64');
+    expect(throttleKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(throttleKey('::1')).toBe('0:0:0:0::/64');
+    expect(throttleKey('::')).toBe('0:0:0:0::/64');
+    expect(throttleKey('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
+    expect(throttleKey('1:2:3:4:5:6:192.0.2.1')).toBe('1:2:3:4::/64');
+    expect(throttleKey('1:2:3::4:5:6')).toBe('1:2:3:0::/64');
+  });
+
+  test('a flood of addresses cannot make it forget a blocked one: newcomers share one overflow entry instead', () => {
+    const clock = new FakeClock();
+    const t = new LoginThrottle({ maxTracked: 100 }, () => clock.now());
+    for (let i = 0; i < LOGIN_MAX_FAILURES; i++) t.fail('198.51.100.7');
+    const blocked = t.retryAfterMs('198.51.100.7');
+    expect(blocked).toBe(LOGIN_WINDOW_MS);
+    clock.advance(1000);
+    // 1000 other addresses fail once each (an IPv6 attacker has 65536 /64s in a /48)
+    for (let i = 0; i < 1000; i++) t.fail(`2001:db8:${i.toString(16)}::1`);
+    expect(t.tracked).toBeLessThanOrEqual(100);
+    expect(t.retryAfterMs('198.51.100.7')).toBe(blocked - 1000);
+    // the flood's own guesses went to the overflow entry: limited like one address, 5 per window in all
+    expect(t.retryAfterMs('203.0.113.99')).toBeGreaterThan(0);
+    expect(t.retryAfterMs('2001:db8:ffff::1')).toBeGreaterThan(0);
+    // the ones it did remember keep their own state
+    expect(t.retryAfterMs('2001:db8:0::1')).toBe(0);
+    // once the window has passed, everything is forgotten and newcomers are tracked again
+    clock.advance(LOGIN_WINDOW_MS);
+    expect(t.retryAfterMs('198.51.100.7')).toBe(0);
+    expect(t.retryAfterMs('203.0.113.99')).toBe(0);
+    expect(t.fail('203.0.113.99')).toBe(false);
+    expect(t.tracked).toBe(1);
+  });
+
+  test('expired addresses make room before the overflow entry is used', () => {
+    const clock = new FakeClock();
+    const t = new LoginThrottle({ maxTracked: 3 }, () => clock.now());
+    for (const a of ['a', 'b', 'c']) t.fail(a);
+    clock.advance(LOGIN_WINDOW_MS / 2);
+    t.fail('c'); // c failed recently: it stays
+    clock.advance(LOGIN_WINDOW_MS / 2);
+    // a and b left the window: the newcomer takes a place of its own
+    for (let i = 0; i < LOGIN_MAX_FAILURES; i++) t.fail('d');
+    expect(t.retryAfterMs('d')).toBeGreaterThan(0);
+    expect(t.retryAfterMs('e')).toBe(0);
+    expect(t.tracked).toBe(2);
   });
 });
 
