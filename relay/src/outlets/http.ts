@@ -67,7 +67,7 @@ import type { OutletDeps } from './deps';
 import { newBootId } from './snapshot';
 import { SourceStatus, buildStatus } from './status';
 import {
-  CAMERA_VIEWER_HTML, FAVICON_SVG, LOGIN_CSP, loginHtml, OVERVIEW_HTML, OVERVIEW_JS, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS, type LoginPage,
+  CAMERA_VIEWER_HTML, FAVICON_SVG, LOGIN_CSP, loginHtml, OVERVIEW_HTML, OVERVIEW_JS, PAGE_REFERRER_POLICY, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS, type LoginPage,
 } from './viewer-page';
 
 export interface HttpOutletOptions {
@@ -193,6 +193,8 @@ interface Credentials {
   blockedMs: number;
 }
 const COMMON_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' };
+/** the HTML pages' own: no framing, and a referrer policy whose form posts carry a real Origin (viewer-page.ts) */
+const PAGE_HEADERS = { 'X-Frame-Options': 'DENY', 'Referrer-Policy': PAGE_REFERRER_POLICY };
 
 function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
@@ -533,7 +535,7 @@ export class HttpOutlet implements Service {
         // one camera's viewer under /cam/<name>/; at / the overview once there is more than one camera
         // (a single camera keeps today's viewer at /, so seed-era links keep working)
         const page = cam ? CAMERA_VIEWER_HTML : cameras.length > 1 ? OVERVIEW_HTML : VIEWER_HTML;
-        return this.send(res, 200, 'text/html; charset=utf-8', page, { 'Content-Security-Policy': VIEWER_CSP, 'X-Frame-Options': 'DENY' });
+        return this.send(res, 200, 'text/html; charset=utf-8', page, { 'Content-Security-Policy': VIEWER_CSP, ...PAGE_HEADERS });
       }
       case 'js':
         return this.send(res, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
@@ -627,8 +629,7 @@ export class HttpOutlet implements Service {
 
   private loginPage(res: ServerResponse, status: number, p: Omit<LoginPage, 'base' | 'fields'>, extra: http.OutgoingHttpHeaders = {}): void {
     const html = loginHtml({ ...p, base: this.base, fields: this.auth.formFields });
-    // strict-origin: the form's POST carries a real Origin (see LOGIN_CSP); a Referer is the origin only
-    this.send(res, status, 'text/html; charset=utf-8', html, { 'Content-Security-Policy': LOGIN_CSP, 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'strict-origin', ...extra });
+    this.send(res, status, 'text/html; charset=utf-8', html, { 'Content-Security-Policy': LOGIN_CSP, ...PAGE_HEADERS, ...extra });
   }
 
   /** POST <base>/login: the sign-in form's submission (HTTPS through a trusted proxy only). */

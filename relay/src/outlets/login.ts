@@ -207,7 +207,7 @@ export function safeNext(next: string | null | undefined, basePath: string): str
  * Same-origin check of a form POST (sign-in, sign-out). A browser that sends fetch metadata is
  * believed: `Sec-Fetch-Site` must be same-origin. Else an `Origin`, when sent, must be exactly
  * https://<the host asked for> (pages with Referrer-Policy no-referrer make browsers send
- * `Origin: null`, which fails: the sign-in page uses strict-origin for that reason). A request with
+ * `Origin: null`, which fails: every page with a form uses strict-origin for that reason). A request with
  * neither header (a script) passes: it cannot ride on a browser's cookie.
  */
 export function sameOrigin(headers: IncomingMessage['headers'], host: string | undefined): boolean {

@@ -56,6 +56,25 @@ describe('relay behind an HTTPS proxy', () => {
     expect(status.cameras.map((c) => c.name)).toEqual(['pub', 'priv']);
   });
 
+  test('sign-out works from every page in a browser without fetch metadata: the pages send their origin, never more', async () => {
+    relay = await start();
+    const r = relay;
+    const cookie = await signIn(r);
+    const headers = { ...HTTPS, Cookie: cookie };
+    for (const path of ['/', '/cam/pub/', '/cam/priv/', '/login']) {
+      const page = await request(`${r.base}${path}`, { headers: path === '/login' ? HTTPS : headers });
+      expect([path, page.status]).toEqual([path, 200]);
+      const meta = /<meta name="referrer" content="([^"]+)">/.exec(page.body.toString())?.[1];
+      // both say the same; a <meta> would win over the header
+      expect([path, page.headers['referrer-policy'], meta]).toEqual([path, 'strict-origin', 'strict-origin']);
+      // what a browser without Sec-Fetch-Site sends as Origin with the page's form POST (Fetch: "serializing a
+      // request origin" is "null" under no-referrer), and as Referer with its loads (origin only)
+      const origin = meta === 'no-referrer' ? 'null' : 'https://cam.example';
+      const out = await request(`${r.base}/logout`, { method: 'POST', headers: { ...headers, Origin: origin, Referer: 'https://cam.example/' } });
+      expect([path, out.status]).toEqual([path, 303]);
+    }
+  });
+
   test('SNAPSHOT_CACHE_S: public cameras cacheable, private ones no-store whatever the credential', async () => {
     relay = await start();
     const r = relay;
