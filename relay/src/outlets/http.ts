@@ -9,6 +9,7 @@
  *                      (and the page's static files); /cam/<name> -> 301 /cam/<name>/
  *   GET /healthz       200 while the process serves requests
  *   GET /readyz        200 when every camera has a fresh frame, else 503; the body lists each camera
+ *                      the visitor may see (with credentials configured and none given: the public ones)
  *   GET/POST /login    the sign-in form / its submission; POST /logout (only with credentials set)
  * HEAD works on all GET routes; other methods get 405, other paths 404.
  *
@@ -16,6 +17,7 @@
  * valid credentials an unknown camera and a private one get the same 401, so names cannot be probed;
  * with valid credentials an unknown camera is 404. `/` and `/status.json` are open when any camera
  * is public (status then lists only the public ones); without public cameras they need credentials.
+ * `/readyz` is always open, but its body, too, names only the public cameras to such a visitor.
  *
  * Access: every connection takes a slot from the shared limiter when it is accepted. A connection
  * refused by ALLOW_CIDRS gets 403, one over MAX_CLIENTS / MAX_CLIENTS_PER_IP gets 503 with
@@ -512,12 +514,11 @@ export class HttpOutlet implements Service {
       case 'healthz':
         return this.plain(res, 200, 'ok\n');
       case 'readyz': {
-        if (this.deps.readiness) {
-          const r = this.deps.readiness();
-          return this.json(res, r.ready ? 200 : 503, { ready: r.ready, ...r.detail });
-        }
-        const r = cameraReadiness(cameras);
-        return this.json(res, r.ready ? 200 : 503, { ready: r.ready, ...r.detail });
+        const r = this.deps.readiness ? this.deps.readiness() : cameraReadiness(cameras);
+        // the status covers every camera; the body names only the cameras this visitor may see, so
+        // private names cannot be probed (the metrics port's /readyz keeps the full detail)
+        const detail = authed ? r.detail : cameraReadiness(cameras.filter((c) => c.public)).detail;
+        return this.json(res, r.ready ? 200 : 503, { ready: r.ready, ...detail });
       }
       case 'status': {
         if (cam) return this.json(res, 200, this.cameraStatus(cam));

@@ -75,6 +75,28 @@ describe('relay behind an HTTPS proxy', () => {
     }
   });
 
+  test('/readyz without credentials names only the public cameras; with them, and on the metrics port, every one', async () => {
+    relay = await start({ BASE_PATH: '/camrelay' });
+    const r = relay;
+    const cookie = await signIn(r, '/camrelay');
+    const names = (body: Buffer) => (JSON.parse(body.toString()) as { cameras: { name: string }[] }).cameras.map((c) => c.name);
+    const metricsPort = await request(`http://127.0.0.1:${r.ports.metricsPort}/readyz`);
+    expect(names(metricsPort.body)).toEqual(['pub', 'priv']);
+    for (const path of ['/readyz', '/camrelay/readyz']) {
+      for (const headers of [{}, HTTPS, { Authorization: 'Bearer wrong-token-1' }, { Cookie: '__Secure-camrelay-session=1.9999999999.AAAA.BBBB' }]) {
+        const anon = await request(`${r.base}${path}`, { headers });
+        expect([path, headers, names(anon.body)]).toEqual([path, headers, ['pub']]);
+        expect(anon.body.toString()).not.toContain('priv');
+        // the status still covers every camera
+        expect(anon.status).toBe(metricsPort.status);
+      }
+      for (const headers of [{ Authorization: 'Bearer tok-12345678' }, { ...HTTPS, Cookie: cookie }]) {
+        const full = await request(`${r.base}${path}`, { headers });
+        expect([path, names(full.body)]).toEqual([path, ['pub', 'priv']]);
+      }
+    }
+  });
+
   test('SNAPSHOT_CACHE_S: public cameras cacheable, private ones no-store whatever the credential', async () => {
     relay = await start();
     const r = relay;
