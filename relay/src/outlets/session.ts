@@ -24,7 +24,7 @@
  * prefix makes browsers refuse it from a plain-HTTP origin), Path = BASE_PATH (or /), and
  * SameSite=Lax: a link to the viewer from a mail or a chat still opens it signed in (Strict would show
  * the sign-in form to someone who is signed in), while cross-site POSTs, images and fetches do not
- * carry it. The sign-in and sign-out POSTs also check Origin (see http.ts), so Lax loses nothing.
+ * carry it. The sign-in and sign-out POSTs also check Origin (see sign-in.ts), so Lax loses nothing.
  */
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { parseCookie, stringifySetCookie } from 'cookie';

@@ -17,7 +17,7 @@
  *                     answers with a 401 challenge until the browser sends credentials) appears when
  *                     status.json says the visitor is not signed in, or lists no camera.
  *   loginHtml()       the sign-in form the relay shows over HTTPS instead of the browser's Basic
- *                     prompt (see http.ts); it POSTs to <BASE_PATH>/login. The overview and the viewer
+ *                     prompt (see sign-in.ts); it POSTs to <BASE_PATH>/login. The overview and the viewer
  *                     at / show a "sign out" button (a POST to logout) while status.json says
  *                     `session: true` (signed in with the form's cookie).
  * A `?token=...` in the page URL is passed on to every URL the pages load and link to (browsers
