@@ -64,7 +64,7 @@ export interface ClientConfig {
   snapshotCacheS: number;
   /** SESSION_TTL_MS: lifetime of a sign-in cookie */
   sessionTtlMs: number;
-  /** SESSION_SECRET: mixed into the cookie signing key; undefined = the key comes from the credentials alone */
+  /** SESSION_SECRET: salts the cookie signing key; undefined = the key comes from the credentials alone */
   sessionSecret: string | undefined;
 }
 
@@ -192,7 +192,7 @@ export const RELAY_SETTINGS = defineSettings({
       doc: 'reverse proxies (e.g. Caddy) whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers the HTTP outlet believes: behind them the real client address counts for ALLOW_CIDRS, MAX_CLIENTS_PER_IP and the sign-in limit, per request; from any other address these headers are ignored; empty = trust no proxy',
     },
     sessionTtlMs: { env: 'SESSION_TTL_MS', kind: ms({ min: 60_000, max: 366 * DAY_MS }), default: 7 * DAY_MS, unit: 'ms', doc: 'lifetime of the sign-in cookie that the HTTPS sign-in form sets (the cookie is also revoked when VIEWER_USER, VIEWER_PASSWORD, VIEWER_TOKEN or SESSION_SECRET change)' },
-    sessionSecret: { env: 'SESSION_SECRET', kind: secret(16), doc: 'extra secret mixed into the sign-in cookie signing key (change it to sign everyone out); unset = the key is derived from the viewer credentials alone' },
+    sessionSecret: { env: 'SESSION_SECRET', kind: secret(16), doc: 'extra secret in the salt of the sign-in cookie key (change it to sign everyone out); with it a stolen cookie cannot be used to guess the viewer credentials offline; unset = the key is derived (scrypt, once at start) from the viewer credentials alone' },
 
     snapshotCron: {
       env: 'SNAPSHOT_CRON', group: 'Archive', yaml: 'snapshot_cron', perCamera: true,

@@ -12,8 +12,8 @@ export type FetchErrorReason =
 export const FETCH_ERROR_REASONS: readonly FetchErrorReason[] = [
   'refused', 'connect_timeout', 'idle_timeout', 'deadline', 'reset', 'empty', 'not_jpeg', 'truncated', 'too_large', 'other',
 ];
-export type RejectReason = 'max_clients' | 'max_clients_per_ip' | 'not_allowed' | 'unauthorized' | 'rate_limited' | 'push_not_allowed' | 'push_busy';
-export const REJECT_REASONS: readonly RejectReason[] = ['max_clients', 'max_clients_per_ip', 'not_allowed', 'unauthorized', 'rate_limited', 'push_not_allowed', 'push_busy'];
+export type RejectReason = 'max_clients' | 'max_clients_per_ip' | 'not_allowed' | 'unauthorized' | 'rate_limited' | 'bad_forwarding' | 'push_not_allowed' | 'push_busy';
+export const REJECT_REASONS: readonly RejectReason[] = ['max_clients', 'max_clients_per_ip', 'not_allowed', 'unauthorized', 'rate_limited', 'bad_forwarding', 'push_not_allowed', 'push_busy'];
 export type LoginResult = 'ok' | 'bad_credentials' | 'rate_limited';
 export const LOGIN_RESULTS: readonly LoginResult[] = ['ok', 'bad_credentials', 'rate_limited'];
 

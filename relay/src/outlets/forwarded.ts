@@ -6,17 +6,28 @@
  * From a trusted peer, the client address comes from `Forwarded: for=` (RFC 7239, parsed by
  * forwarded-parse) or `X-Forwarded-For` (parsed by forwarded, as Express does). The list is walked
  * from the right (the hop nearest to us) and every trusted hop is skipped; the first untrusted
- * address is the client. When every hop is trusted, the leftmost one is the client.
- *   - malformed header or entry (bad syntax, not an IP, an address with a port in X-Forwarded-For):
- *     the peer, as if no header had been sent;
- *   - `unknown` or an obfuscated identifier (`_abc`): the proxy cannot name its client, so the hop
- *     that said so (the last trusted address reached) is the client;
- *   - both headers present and naming different clients: the relay cannot know which one its proxy
- *     wrote and which one came from the client, so the peer (Caddy only writes X-Forwarded-For and
- *     our Caddyfile deletes any Forwarded header a client sends).
- * The scheme is the `proto=` of the Forwarded element that named the client, else the first value of
- * X-Forwarded-Proto (as Express reads it); the host the first value of X-Forwarded-Host, else Host.
- * Addresses are normalised (`::ffff:10.0.0.1` is `10.0.0.1`), IPv6 zone ids are dropped.
+ * address is the client. When every hop is trusted, the leftmost one is the client. A trusted peer
+ * that sends neither header is itself the client (a proxy's own request, e.g. a health check).
+ *
+ * Fail closed: the relay never falls back to the proxy's own address when the headers cannot name
+ * the client, because that address is trusted (often private, so inside ALLOW_CIDRS, or loopback,
+ * which opens the health routes) and a client can make the headers bad on purpose: nginx, for one,
+ * passes a client's own `Forwarded` header through while it writes X-Forwarded-For. resolve() then
+ * returns a BadForwarding (http.ts answers 400) for:
+ *   - `malformed`: a header that cannot be read, or an entry reached by the walk that is not an IP
+ *     address (bad syntax, an address with a port in X-Forwarded-For, an empty header);
+ *   - `unnamed`: the walk reaches `unknown`, an obfuscated identifier (`_abc`) or a Forwarded element
+ *     without `for=`: no hop vouches for a client address, and the hop that wrote it is a proxy, not
+ *     the client (its address would give an unidentified client the proxy's standing, and pool every
+ *     such client into one per-address bucket);
+ *   - `conflict`: both headers present and naming different clients: the relay cannot know which one
+ *     its proxy wrote and which one came from the client (Caddy only writes X-Forwarded-For and our
+ *     Caddyfile deletes any Forwarded header a client sends).
+ * What the walk never reaches (whatever a client wrote left of the first untrusted address) does
+ * not matter. The scheme is the `proto=` of the Forwarded element that named the client, else the
+ * first value of X-Forwarded-Proto (as Express reads it); the host the first value of
+ * X-Forwarded-Host, else Host. Addresses are normalised (`::ffff:10.0.0.1` is `10.0.0.1`), IPv6 zone
+ * ids are dropped.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
@@ -37,6 +48,16 @@ export interface ClientInfo {
   host: string | undefined;
   /** where the address came from */
   via: 'peer' | 'forwarded' | 'x-forwarded-for';
+}
+
+/** Why a trusted proxy's forwarding headers name no client (see the file comment). */
+export type ForwardingProblem = 'malformed' | 'unnamed' | 'conflict';
+
+/** resolve()'s answer when a trusted proxy's headers name no client: refuse the request. */
+export interface BadForwarding {
+  bad: ForwardingProblem;
+  /** the TCP peer's address (normalised): the proxy */
+  peer: string;
 }
 
 /** One hop as a forwarding header names it. */
@@ -94,8 +115,11 @@ export class TrustedProxies {
     return !this.list.empty && this.list.contains(address);
   }
 
-  /** The client behind a request (see the file comment). Reads only `req.socket.remoteAddress` and `req.headers`. */
-  resolve(req: RequestLike): ClientInfo {
+  /**
+   * The client behind a request (see the file comment), or why a trusted proxy's headers name none.
+   * Reads only `req.socket.remoteAddress` and `req.headers`.
+   */
+  resolve(req: RequestLike): ClientInfo | BadForwarding {
     const peer = req.socket.remoteAddress ? normaliseAddress(req.socket.remoteAddress) : '';
     const { headers } = req;
     const host = headers.host?.toLowerCase();
@@ -104,40 +128,48 @@ export class TrustedProxies {
     const fwd = headers.forwarded !== undefined ? this.walkForwarded(peer, headers.forwarded) : undefined;
     // forwarded() lists the socket address first, then the X-Forwarded-For entries from the right
     const xff = headers['x-forwarded-for'] !== undefined ? this.walk(peer, forwardedFor(req as IncomingMessage).slice(1).map(xffEntry)) : undefined;
-    let found: { address: string; via: ClientInfo['via']; proto?: string } = { address: peer, via: 'peer' };
-    if (fwd && xff && fwd.address !== xff.address) found = { address: peer, via: 'peer' }; // two stories: see the file comment
-    else if (fwd) found = fwd.malformed ? found : { address: fwd.address, via: 'forwarded', proto: fwd.proto };
-    else if (xff) found = xff.malformed ? found : { address: xff.address, via: 'x-forwarded-for' };
-    const proto = found.proto ?? (found.via === 'peer' && (fwd || xff) ? undefined : firstValue(headers['x-forwarded-proto']));
+    if (fwd && 'bad' in fwd) return { bad: fwd.bad, peer };
+    if (xff && 'bad' in xff) return { bad: xff.bad, peer };
+    if (fwd && xff && fwd.address !== xff.address) return { bad: 'conflict', peer }; // two stories: see the file comment
+    const found: { address: string; via: ClientInfo['via']; proto?: string } = fwd
+      ? { address: fwd.address, via: 'forwarded', proto: fwd.proto }
+      : xff ? { address: xff.address, via: 'x-forwarded-for' } : { address: peer, via: 'peer' };
+    const proto = found.proto ?? firstValue(headers['x-forwarded-proto']);
     const fwdHost = firstValue(headers['x-forwarded-host']);
     return { address: found.address, peer, proxied: true, proto: proto?.toLowerCase() === 'https' ? 'https' : 'http', host: fwdHost?.toLowerCase() ?? host, via: found.via };
   }
 
   /**
    * Walks hops given nearest-first (the header's entries from the right): skips trusted ones, stops
-   * at the first untrusted address. `malformed` = an entry could not be read (the peer is used).
+   * at the first untrusted address. A malformed or unnamed hop reached first: no client.
    */
-  private walk(peer: string, hops: readonly Hop[]): { address: string; index: number; malformed: boolean } {
+  private walk(peer: string, hops: readonly Hop[]): Walked | { bad: 'malformed' | 'unnamed' } {
+    if (hops.length === 0) return { bad: 'malformed' }; // a header with no entry at all
     let current = peer;
     for (let i = 0; i < hops.length; i++) {
       const hop = hops[i];
-      if (hop.kind === 'malformed') return { address: peer, index: -1, malformed: true };
-      if (hop.kind === 'unnamed') return { address: current, index: i, malformed: false };
+      if (hop.kind !== 'ip') return { bad: hop.kind };
       current = hop.address;
-      if (!this.trusts(current)) return { address: current, index: i, malformed: false };
+      if (!this.trusts(current)) return { address: current, index: i };
     }
-    return { address: current, index: hops.length - 1, malformed: false };
+    return { address: current, index: hops.length - 1 };
   }
 
-  private walkForwarded(peer: string, header: string | string[]): { address: string; proto: string | undefined; malformed: boolean } {
+  private walkForwarded(peer: string, header: string | string[]): (Walked & { proto: string | undefined }) | { bad: 'malformed' | 'unnamed' } {
     let elements: Record<string, string>[];
     try {
       elements = parseForwarded(Array.isArray(header) ? header.join(', ') : header);
     } catch {
-      return { address: peer, proto: undefined, malformed: true };
+      return { bad: 'malformed' };
     }
     const nearestFirst = [...elements].reverse();
     const r = this.walk(peer, nearestFirst.map((e) => forwardedNode(e.for)));
-    return { address: r.address, proto: r.index >= 0 ? nearestFirst[r.index]?.proto : undefined, malformed: r.malformed };
+    return 'bad' in r ? r : { ...r, proto: nearestFirst[r.index]?.proto };
   }
+}
+
+/** A walk that reached a client: its address and the index of the hop that named it. */
+interface Walked {
+  address: string;
+  index: number;
 }

@@ -9,6 +9,7 @@
  *                      (and the page's static files); /cam/<name> -> 301 /cam/<name>/
  *   GET /healthz       200 while the process serves requests
  *   GET /readyz        200 when every camera has a fresh frame, else 503; the body lists each camera
+ *                      the visitor may see (with credentials configured and none given: the public ones)
  *   GET/POST /login    the sign-in form / its submission; POST /logout (only with credentials set)
  * HEAD works on all GET routes; other methods get 405, other paths 404.
  *
@@ -16,6 +17,7 @@
  * valid credentials an unknown camera and a private one get the same 401, so names cannot be probed;
  * with valid credentials an unknown camera is 404. `/` and `/status.json` are open when any camera
  * is public (status then lists only the public ones); without public cameras they need credentials.
+ * `/readyz` is always open, but its body, too, names only the public cameras to such a visitor.
  *
  * Access: every connection takes a slot from the shared limiter when it is accepted. A connection
  * refused by ALLOW_CIDRS gets 403, one over MAX_CLIENTS / MAX_CLIENTS_PER_IP gets 503 with
@@ -28,16 +30,14 @@
  * carries many clients' requests. So a connection from a trusted proxy takes no slot itself: EVERY
  * REQUEST on it takes one (held until its response closes: a whole MJPEG stream) for the client
  * address the proxy names, and ALLOW_CIDRS, MAX_CLIENTS / MAX_CLIENTS_PER_IP, the rejection logs and
- * the sign-in limit all use that address. Refusals there do not close the proxy's connection.
+ * the sign-in limit all use that address. Refusals there do not close the proxy's connection. A
+ * request whose forwarding headers name no client (malformed, `unknown`, or Forwarded and
+ * X-Forwarded-For disagreeing) gets 400 (`bad_forwarding`), never the proxy's own address.
  *
- * Signing in over HTTPS (X-Forwarded-Proto https from a trusted proxy): a page (`/`, `/cam/<name>/`,
- * `?login=1`) that needs credentials answers 401 with a sign-in form instead of the Basic challenge
- * (unknown and private cameras alike). The form POSTs to <BASE_PATH>/login; right credentials set the
- * signed session cookie (session.ts) and redirect (303) back; POST <BASE_PATH>/logout clears it.
- * Both POSTs must be same-origin (Origin / Sec-Fetch-Site, login.ts); the cookie is SameSite=Lax.
- * The cookie is a credential like the others on every route. Failed credential checks (form, Basic,
- * Bearer, ?token=) are limited per client address (login.ts): over the limit, credentials are not
- * checked and a route that needs them answers 429 with Retry-After.
+ * Credentials and signing in are sign-in.ts's: which credentials a request carries (the sign-in
+ * cookie, Basic, Bearer, ?token=; limited per client address), the 401 / 429 / sign-in form for a
+ * request without them (the form over HTTPS, for pages: `/`, `/cam/<name>/`, `?login=1`), and the
+ * POSTs to <BASE_PATH>/login and <BASE_PATH>/logout. This file routes; it decides who may see what.
  *
  * BASE_PATH (e.g. /camrelay): every route lives under it (/camrelay/, /camrelay/cam/<name>/ ...),
  * /camrelay redirects to /camrelay/, redirects and the cookie's Path carry it; /healthz and /readyz
@@ -51,22 +51,18 @@ import { setMaxListeners } from 'node:events';
 import http, { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CidrList, listen, normaliseAddress, RateLimitedLog, type Logger, type Service } from '@camrelay/common';
+import { CAMERA_NAME_RE, CidrList, listen, normaliseAddress, type Logger, type Service } from '@camrelay/common';
 import type { RejectReason } from '../metrics';
-import { CAMERA_NAME_RE } from '@camrelay/common';
-import { AUTH_REALM, ViewerAuth } from './auth';
-import { ClientInfo, TrustedProxies } from './forwarded';
-import { HttpCamera } from './http-camera';
-import { REJECT_LOG_INTERVAL_MS, type Lease } from './limits';
-import { LoginThrottle, readForm, safeNext, sameOrigin } from './login';
-import { SESSION_COOKIE, SessionCookies } from './session';
-import { MJPEG_CONTENT_TYPE, MjpegStreamer, parseFpsParam } from './mjpeg';
 import type { OutletDeps } from './deps';
+import { type BadForwarding, type ClientInfo, TrustedProxies } from './forwarded';
+import { HttpCamera } from './http-camera';
+import type { Lease } from './limits';
+import { MJPEG_CONTENT_TYPE, MjpegStreamer, parseFpsParam } from './mjpeg';
+import { COMMON_HEADERS, PAGE_HEADERS, json, plain, redirect, send } from './respond';
+import { SignIn } from './sign-in';
 import { newBootId } from './snapshot';
 import { SourceStatus, buildStatus } from './status';
-import {
-  CAMERA_VIEWER_HTML, FAVICON_SVG, LOGIN_CSP, loginHtml, OVERVIEW_HTML, OVERVIEW_JS, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS, type LoginPage,
-} from './viewer-page';
+import { CAMERA_VIEWER_HTML, FAVICON_SVG, OVERVIEW_HTML, OVERVIEW_JS, VIEWER_CSP, VIEWER_CSS, VIEWER_HTML, VIEWER_JS } from './viewer-page';
 
 export interface HttpOutletOptions {
   /** BIND_HOST */
@@ -103,8 +99,7 @@ export interface HttpOutletOptions {
   sessionSecret?: string;
 }
 
-/** Default SESSION_TTL_MS. */
-export const DEFAULT_SESSION_TTL_MS = 7 * 86_400_000;
+export { DEFAULT_SESSION_TTL_MS } from './sign-in';
 
 export interface HttpOutletDeps extends OutletDeps {
   /** camera state from the source, for /status.json and /readyz (single camera: when `cameras` is not given) */
@@ -180,18 +175,6 @@ interface Match {
   redirect?: boolean;
 }
 
-/** How a request authenticated. */
-interface Credentials {
-  authed: boolean;
-  /** by the sign-in cookie */
-  session: boolean;
-  /** a sign-in cookie was sent but is expired, revoked or forged */
-  staleCookie: boolean;
-  /** > 0: credentials were sent but not checked (too many failures): ms until they will be */
-  blockedMs: number;
-}
-const COMMON_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' };
-
 function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   const a = normaliseAddress(address);
@@ -205,11 +188,9 @@ export class HttpOutlet implements Service {
   private refusedPending = 0;
   private abort = new AbortController();
   private stopping: Promise<void> | undefined;
-  private readonly auth: ViewerAuth;
   private readonly proxies: TrustedProxies;
-  private readonly sessions: SessionCookies;
-  private readonly throttle: LoginThrottle;
-  private readonly throttleLog: RateLimitedLog;
+  /** credentials, the sign-in form and cookie (sign-in.ts) */
+  private readonly login: SignIn;
   /** BASE_PATH, '' at / */
   private readonly base: string;
   /** the single camera the outlet owns when no `cameras` list is given */
@@ -222,13 +203,9 @@ export class HttpOutlet implements Service {
     private readonly deps: HttpOutletDeps,
   ) {
     this.log = deps.log;
-    this.auth = new ViewerAuth(opts);
     this.proxies = new TrustedProxies(opts.trustedProxies ?? new CidrList([]));
     this.base = opts.basePath ?? '';
-    const now = deps.now ?? Date.now;
-    this.sessions = new SessionCookies({ ...opts, ttlMs: opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS, path: this.base || '/' }, now);
-    this.throttle = new LoginThrottle({}, now);
-    this.throttleLog = new RateLimitedLog(REJECT_LOG_INTERVAL_MS, now);
+    this.login = new SignIn(opts, { metrics: deps.metrics, limiter: deps.limiter, log: deps.log, now: deps.now });
     if (!deps.cameras) this.own = this.newOwn();
   }
 
@@ -253,7 +230,7 @@ export class HttpOutlet implements Service {
 
   /** True when viewer credentials are required. */
   get authEnabled(): boolean {
-    return this.auth.enabled;
+    return this.login.enabled;
   }
 
   /** MJPEG viewers of the first camera: count and each one's queued bytes (tests, diagnostics). */
@@ -262,6 +239,8 @@ export class HttpOutlet implements Service {
   }
 
   async start(): Promise<void> {
+    // the sign-in cookie's key: scrypt, once (slow on purpose, see session.ts), before any request
+    await this.login.start();
     if (this.server) return;
     this.abort = new AbortController();
     // one listener per waiting snapshot request: lift the leak warning
@@ -370,7 +349,7 @@ export class HttpOutlet implements Service {
     if (!path.startsWith('/cam/')) {
       const route = ROUTES[path];
       // the sign-in routes exist only when there is something to sign in with
-      if ((route === 'login' || route === 'logout') && !this.auth.enabled) return {};
+      if ((route === 'login' || route === 'logout') && !this.login.enabled) return {};
       return { route };
     }
     const rest = path.slice(5);
@@ -392,25 +371,18 @@ export class HttpOutlet implements Service {
     return undefined;
   }
 
-  /** Checks the sign-in cookie, then Basic / Bearer / ?token= (limited per client address). */
-  private credentials(req: IncomingMessage, token: string | null, client: ClientInfo): Credentials {
-    if (!this.auth.enabled) return { authed: true, session: false, staleCookie: false, blockedMs: 0 };
-    const cookie = this.sessions.check(req.headers.cookie);
-    if (cookie === 'valid') return { authed: true, session: true, staleCookie: false, blockedMs: 0 };
-    const staleCookie = cookie === 'invalid';
-    if (!this.auth.presented(req.headers.authorization, token)) return { authed: false, session: false, staleCookie, blockedMs: 0 };
-    const blockedMs = this.throttle.retryAfterMs(client.address);
-    if (blockedMs > 0) return { authed: false, session: false, staleCookie, blockedMs };
-    const authed = this.auth.check(req.headers.authorization, token);
-    if (authed) this.throttle.succeed(client.address);
-    else this.failedCheck(client.address);
-    return { authed, session: false, staleCookie, blockedMs: 0 };
-  }
-
-  private failedCheck(address: string): void {
-    if (this.throttle.fail(address)) {
-      this.throttleLog.warn(this.log, 'limit', { ip: address }, 'too many failed sign-ins: credentials from this address are not checked for a while');
-    }
+  /**
+   * A trusted proxy's request whose forwarding headers name no client (forwarded.ts): 400, never the
+   * proxy's own address. Counted and logged (rate-limited) with the headers, cut to a readable length.
+   */
+  private badForwarding(req: IncomingMessage, res: ServerResponse, bad: BadForwarding): void {
+    const cut = (h: string | string[] | undefined) => (h === undefined ? undefined : String(h).slice(0, 200));
+    this.deps.limiter.reject('bad_forwarding', bad.peer, 'http', {
+      problem: bad.bad, forwarded: cut(req.headers.forwarded), xForwardedFor: cut(req.headers['x-forwarded-for']),
+      hint: "make the proxy strip the client's Forwarded/X-Forwarded-For headers and write its own",
+    });
+    // the proxy's connection carries other clients' requests: keep it open
+    plain(res, 400, "conflicting or malformed forwarding headers from the proxy: make it strip the client's Forwarded/X-Forwarded-For\n");
   }
 
   private route(req: IncomingMessage, res: ServerResponse, conn: Conn | undefined): void {
@@ -419,8 +391,10 @@ export class HttpOutlet implements Service {
     const path = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
     const search = q >= 0 ? rawUrl.slice(q) : '';
     // /cam/<name>/<sub>: one camera; the seed paths serve the first camera
-    const { route, camName, redirect } = this.match(path);
-    const client = this.proxies.resolve(req);
+    const { route, camName, redirect: addSlash } = this.match(path);
+    const resolved = this.proxies.resolve(req);
+    if ('bad' in resolved) return this.badForwarding(req, res, resolved);
+    const client = resolved;
     const { limiter } = this.deps;
 
     const refused = this.admitRequest(res, conn, client);
@@ -436,16 +410,16 @@ export class HttpOutlet implements Service {
           conn.counted = true;
           limiter.reject(refused, req.socket.remoteAddress, 'http');
         }
-        if (refused === 'not_allowed') this.plain(res, 403, 'forbidden\n');
-        else this.plain(res, 503, 'too many clients, try again later\n', { 'Retry-After': '5' });
+        if (refused === 'not_allowed') plain(res, 403, 'forbidden\n');
+        else plain(res, 503, 'too many clients, try again later\n', { 'Retry-After': '5' });
         return;
       }
     }
-    if (!route) return this.plain(res, 404, 'not found\n');
-    if (route === 'base') return this.redirect(res, 301, `${this.base}/${search}`);
+    if (!route) return plain(res, 404, 'not found\n');
+    if (route === 'base') return redirect(res, 301, `${this.base}/${search}`);
     if (route === 'logout' || (route === 'login' && req.method === 'POST')) {
-      if (req.method !== 'POST') return this.plain(res, 405, 'method not allowed\n', { Allow: 'POST' });
-      const done = route === 'login' ? this.signIn(req, res, client) : this.signOut(req, res, client);
+      if (req.method !== 'POST') return plain(res, 405, 'method not allowed\n', { Allow: 'POST' });
+      const done = route === 'login' ? this.login.signIn(req, res, client) : this.login.signOut(req, res, client);
       void done.catch((err) => {
         this.log.error({ err }, 'sign-in request failed');
         res.destroy();
@@ -453,15 +427,15 @@ export class HttpOutlet implements Service {
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return this.plain(res, 405, 'method not allowed\n', { Allow: route === 'login' ? 'GET, HEAD, POST' : 'GET, HEAD' });
+      return plain(res, 405, 'method not allowed\n', { Allow: route === 'login' ? 'GET, HEAD, POST' : 'GET, HEAD' });
     }
 
     const cameras = this.cameras();
     const params = () => new URLSearchParams(search);
-    const creds = this.credentials(req, q >= 0 ? params().get('token') : null, client);
+    const creds = this.login.credentials(req, q >= 0 ? params().get('token') : null, client);
     const authed = creds.authed;
     // `page`: a browser navigation, which gets the sign-in form over HTTPS instead of a challenge
-    const unauthorized = (page: boolean) => this.unauthorized(res, creds, client, page ? `${path}${search}` : undefined);
+    const unauthorized = (page: boolean) => this.login.unauthorized(res, creds, client, page ? `${path}${search}` : undefined);
 
     let cam: HttpCamera | undefined;
     if (camName !== undefined) {
@@ -469,38 +443,37 @@ export class HttpOutlet implements Service {
       // static files of the page carry nothing of the camera: served like the top-level ones
       const open = route === 'js' || route === 'overviewJs' || route === 'css' || route === 'icon';
       if (!open && !authed && !cam?.public) return unauthorized(route === 'page'); // unknown and private: the same answer
-      if (!cam) return this.plain(res, 404, 'not found\n');
-      if (redirect) return this.redirect(res, 301, `${this.base}/cam/${cam.name}/${search}`);
+      if (!cam) return plain(res, 404, 'not found\n');
+      if (addSlash) return redirect(res, 301, `${this.base}/cam/${cam.name}/${search}`);
     } else if (route === 'snapshot' || route === 'stream') {
       cam = cameras[0];
       if (!authed && !cam?.public) return unauthorized(false);
-      if (!cam) return this.plain(res, 503, 'no camera configured\n', { 'Retry-After': '5' });
+      if (!cam) return plain(res, 503, 'no camera configured\n', { 'Retry-After': '5' });
     } else if ((route === 'page' || route === 'status') && !authed && !cameras.some((c) => c.public)) {
       return unauthorized(route === 'page');
     } else if (route === 'page' && !authed && params().get('login') !== null) {
       return unauthorized(true); // the overview's "sign in" link: make the browser ask for the credentials
     } else if (route === 'login') {
       // GET <base>/login: the form over HTTPS (signed in: back to the start), else the browser's prompt
-      if (authed) return this.redirect(res, 303, `${this.base}/`);
+      if (authed) return redirect(res, 303, `${this.base}/`);
       if (client.proto !== 'https') return unauthorized(false);
-      return this.loginPage(res, 200, { next: `${this.base}/` });
+      return this.login.loginPage(res, 200, { next: `${this.base}/` });
     }
 
     switch (route) {
       case 'healthz':
-        return this.plain(res, 200, 'ok\n');
+        return plain(res, 200, 'ok\n');
       case 'readyz': {
-        if (this.deps.readiness) {
-          const r = this.deps.readiness();
-          return this.json(res, r.ready ? 200 : 503, { ready: r.ready, ...r.detail });
-        }
-        const r = cameraReadiness(cameras);
-        return this.json(res, r.ready ? 200 : 503, { ready: r.ready, ...r.detail });
+        const r = this.deps.readiness ? this.deps.readiness() : cameraReadiness(cameras);
+        // the status covers every camera; the body names only the cameras this visitor may see, so
+        // private names cannot be probed (the metrics port's /readyz keeps the full detail)
+        const detail = authed ? r.detail : cameraReadiness(cameras.filter((c) => c.public)).detail;
+        return json(res, r.ready ? 200 : 503, { ready: r.ready, ...detail });
       }
       case 'status': {
-        if (cam) return this.json(res, 200, this.cameraStatus(cam));
+        if (cam) return json(res, 200, this.cameraStatus(cam));
         const visible = cameras.filter((c) => authed || c.public).map((c) => this.cameraStatus(c));
-        return this.json(res, 200, {
+        return json(res, 200, {
           ...(visible[0] ?? {}),
           version: this.deps.version ?? 'unknown',
           uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
@@ -513,16 +486,16 @@ export class HttpOutlet implements Service {
         // one camera's viewer under /cam/<name>/; at / the overview once there is more than one camera
         // (a single camera keeps today's viewer at /, so seed-era links keep working)
         const page = cam ? CAMERA_VIEWER_HTML : cameras.length > 1 ? OVERVIEW_HTML : VIEWER_HTML;
-        return this.send(res, 200, 'text/html; charset=utf-8', page, { 'Content-Security-Policy': VIEWER_CSP, 'X-Frame-Options': 'DENY' });
+        return send(res, 200, 'text/html; charset=utf-8', page, { 'Content-Security-Policy': VIEWER_CSP, ...PAGE_HEADERS });
       }
       case 'js':
-        return this.send(res, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
+        return send(res, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
       case 'overviewJs':
-        return this.send(res, 200, 'text/javascript; charset=utf-8', OVERVIEW_JS);
+        return send(res, 200, 'text/javascript; charset=utf-8', OVERVIEW_JS);
       case 'css':
-        return this.send(res, 200, 'text/css; charset=utf-8', VIEWER_CSS);
+        return send(res, 200, 'text/css; charset=utf-8', VIEWER_CSS);
       case 'icon':
-        return this.send(res, 200, 'image/svg+xml', FAVICON_SVG);
+        return send(res, 200, 'image/svg+xml', FAVICON_SVG);
       case 'snapshot': {
         const c = cam as HttpCamera;
         void c.handleSnapshot(req, res, this.abort.signal, this.cacheSeconds(c)).catch((err) => {
@@ -533,9 +506,9 @@ export class HttpOutlet implements Service {
       }
       case 'stream': {
         const c = cam as HttpCamera;
-        if (this.stopping || c.closed) return this.plain(res, 503, 'shutting down\n', { 'Retry-After': '5' });
+        if (this.stopping || c.closed) return plain(res, 503, 'shutting down\n', { 'Retry-After': '5' });
         const fps = parseFpsParam(params().get('fps'), c.opts.maxFps || undefined);
-        if (fps instanceof Error) return this.plain(res, 400, `${fps.message}\n`);
+        if (fps instanceof Error) return plain(res, 400, `${fps.message}\n`);
         if (req.method === 'HEAD') {
           res.writeHead(200, { ...COMMON_HEADERS, 'Content-Type': MJPEG_CONTENT_TYPE, 'Cache-Control': 'no-store' });
           res.end();
@@ -568,105 +541,8 @@ export class HttpOutlet implements Service {
    * ALLOW_CIDRS (a shared cache cannot apply the relay's address list); else 0 (no-store).
    */
   private cacheSeconds(c: HttpCamera): number {
-    const anyone = (c.public || !this.auth.enabled) && this.deps.limiter.open;
+    const anyone = (c.public || !this.login.enabled) && this.deps.limiter.open;
     return anyone ? (this.opts.snapshotCacheS ?? 0) : 0;
-  }
-
-  /**
-   * 401 (429 while the client's credentials are not checked). `page` (the path a browser navigated to)
-   * over HTTPS: the sign-in form, which posts back to it; else a challenge (without Basic for a
-   * browser whose sign-in cookie went stale, so it sees no prompt).
-   */
-  private unauthorized(res: ServerResponse, creds: Credentials, client: ClientInfo, page: string | undefined): void {
-    const { limiter } = this.deps;
-    const form = page !== undefined && client.proto === 'https';
-    const clear = creds.staleCookie ? { 'Set-Cookie': this.sessions.clear() } : {};
-    const next = () => {
-      const [p, query = ''] = (page as string).split('?', 2);
-      const keep = new URLSearchParams(query);
-      keep.delete('token');
-      keep.delete('login');
-      return safeNext(keep.size > 0 ? `${p}?${keep}` : p, this.base);
-    };
-    if (creds.blockedMs > 0) {
-      limiter.reject('rate_limited', client.address, 'http');
-      const secs = Math.ceil(creds.blockedMs / 1000);
-      if (form) return this.loginPage(res, 429, { next: next(), message: `too many failed attempts: try again in ${secs} s` }, { 'Retry-After': String(secs), ...clear });
-      return this.plain(res, 429, 'too many failed sign-ins, try again later\n', { 'Retry-After': String(secs) });
-    }
-    limiter.reject('unauthorized', client.address, 'http');
-    if (form) return this.loginPage(res, 401, { next: next() }, { 'WWW-Authenticate': this.cookieChallenge(), ...clear });
-    const challenge = creds.staleCookie && client.proto === 'https' ? this.cookieChallenge() : this.auth.challenges();
-    this.plain(res, 401, 'unauthorized\n', { 'WWW-Authenticate': challenge, ...clear });
-  }
-
-  /** A challenge browsers do not prompt for (draft-broyer-http-cookie-auth): sign in with the form. */
-  private cookieChallenge(): string {
-    return `Cookie realm="${AUTH_REALM}", form-action="${this.base}/login", cookie-name="${SESSION_COOKIE}"`;
-  }
-
-  private loginPage(res: ServerResponse, status: number, p: Omit<LoginPage, 'base' | 'fields'>, extra: http.OutgoingHttpHeaders = {}): void {
-    const html = loginHtml({ ...p, base: this.base, fields: this.auth.formFields });
-    // strict-origin: the form's POST carries a real Origin (see LOGIN_CSP); a Referer is the origin only
-    this.send(res, status, 'text/html; charset=utf-8', html, { 'Content-Security-Policy': LOGIN_CSP, 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'strict-origin', ...extra });
-  }
-
-  /** POST <base>/login: the sign-in form's submission (HTTPS through a trusted proxy only). */
-  private async signIn(req: IncomingMessage, res: ServerResponse, client: ClientInfo): Promise<void> {
-    const { metrics } = this.deps;
-    if (client.proto !== 'https') {
-      req.resume();
-      return this.plain(res, 403, 'the sign-in form works over HTTPS (through the TLS proxy) only; scripts can use HTTP Basic, Bearer or ?token=\n');
-    }
-    if (!sameOrigin(req.headers, client.host)) {
-      req.resume();
-      return this.plain(res, 403, 'cross-site sign-in refused\n');
-    }
-    const form = await readForm(req);
-    if (res.destroyed) return;
-    if (typeof form === 'number') return this.plain(res, form, `${STATUS_CODES[form]}\n`, { Connection: 'close' });
-    const next = safeNext(form.get('next'), this.base);
-    const user = form.get('user') ?? '';
-    const blockedMs = this.throttle.retryAfterMs(client.address);
-    if (blockedMs > 0) {
-      metrics.loginAttempts.inc({ result: 'rate_limited' });
-      const secs = Math.ceil(blockedMs / 1000);
-      return this.loginPage(res, 429, { next, user, message: `too many failed attempts: try again in ${secs} s` }, { 'Retry-After': String(secs) });
-    }
-    if (!this.auth.checkForm(user, form.get('password') ?? '')) {
-      this.failedCheck(client.address);
-      metrics.loginAttempts.inc({ result: 'bad_credentials' });
-      return this.loginPage(res, 401, { next, user, message: 'wrong user name or password' }, { 'WWW-Authenticate': this.cookieChallenge() });
-    }
-    this.throttle.succeed(client.address);
-    metrics.loginAttempts.inc({ result: 'ok' });
-    this.redirect(res, 303, next, { 'Set-Cookie': this.sessions.issue() });
-  }
-
-  /** POST <base>/logout: clears the sign-in cookie (same-origin only), back to the start. */
-  private async signOut(req: IncomingMessage, res: ServerResponse, client: ClientInfo): Promise<void> {
-    req.resume();
-    if (!sameOrigin(req.headers, client.host)) return this.plain(res, 403, 'cross-site sign-out refused\n');
-    this.redirect(res, 303, `${this.base}/`, { 'Set-Cookie': this.sessions.clear() });
-  }
-
-  private redirect(res: ServerResponse, status: 301 | 303, location: string, extra: http.OutgoingHttpHeaders = {}): void {
-    res.writeHead(status, { ...COMMON_HEADERS, Location: location, 'Content-Length': 0, ...(status === 303 ? { 'Cache-Control': 'no-store' } : {}), ...extra });
-    res.end();
-  }
-
-  private send(res: ServerResponse, status: number, type: string, body: string, extra: http.OutgoingHttpHeaders = {}): void {
-    const buf = Buffer.from(body, 'utf8');
-    res.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': type, 'Content-Length': buf.length, 'Cache-Control': 'no-store', ...extra });
-    res.end(buf);
-  }
-
-  private plain(res: ServerResponse, status: number, body: string, extra: http.OutgoingHttpHeaders = {}): void {
-    this.send(res, status, 'text/plain; charset=utf-8', body, extra);
-  }
-
-  private json(res: ServerResponse, status: number, body: unknown): void {
-    this.send(res, status, 'application/json', JSON.stringify(body) + '\n');
   }
 
   /** Stops accepting, ends MJPEG streams, lets responses in flight finish within the grace, then cuts. */

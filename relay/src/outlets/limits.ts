@@ -121,13 +121,13 @@ export class ClientLimiter {
     else this.perIp.set(ip, m);
   }
 
-  /** Counts a refused client and logs it (rate-limited per reason). */
-  reject(reason: RejectReason, address: string | undefined, outlet: string): void {
+  /** Counts a refused client and logs it (rate-limited per reason) with `extra` fields, if any. */
+  reject(reason: RejectReason, address: string | undefined, outlet: string, extra: Record<string, unknown> = {}): void {
     this.deps.metrics.clientsRejected.inc({ reason });
     this.rateLog.warn(
       this.deps.log,
       reason,
-      { reason, outlet, ip: address ? normaliseAddress(address) : undefined, connections: this.total },
+      { reason, outlet, ip: address ? normaliseAddress(address) : undefined, connections: this.total, ...extra },
       'client refused',
     );
   }

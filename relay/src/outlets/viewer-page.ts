@@ -17,7 +17,7 @@
  *                     answers with a 401 challenge until the browser sends credentials) appears when
  *                     status.json says the visitor is not signed in, or lists no camera.
  *   loginHtml()       the sign-in form the relay shows over HTTPS instead of the browser's Basic
- *                     prompt (see http.ts); it POSTs to <BASE_PATH>/login. The overview and the viewer
+ *                     prompt (see sign-in.ts); it POSTs to <BASE_PATH>/login. The overview and the viewer
  *                     at / show a "sign out" button (a POST to logout) while status.json says
  *                     `session: true` (signed in with the form's cookie).
  * A `?token=...` in the page URL is passed on to every URL the pages load and link to (browsers
@@ -30,21 +30,26 @@ export const VIEWER_CSP =
   "default-src 'none'; img-src 'self' blob:; script-src 'self'; style-src 'self'; connect-src 'self'; " +
   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/**
- * The sign-in page's policy: its stylesheet and icon, and a form that posts to this site. Served with
- * Referrer-Policy strict-origin (not no-referrer, whose form posts carry `Origin: null` in browsers
- * without fetch metadata); the page's own URL never reaches a Referer.
- */
+/** The sign-in page's policy: its stylesheet and icon, and a form that posts to this site. */
 export const LOGIN_CSP = "default-src 'none'; img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/**
+ * Every page's referrer policy (header and <meta>): strict-origin. Not no-referrer, whose form posts
+ * (sign-in, sign-out) carry `Origin: null` in browsers without fetch metadata, which the relay's
+ * same-origin check must refuse. strict-origin sends only the origin (`https://cam.example/`), never
+ * the page's path (a camera's name) or query (a `?token=`), and nothing at all to plain HTTP; the
+ * pages load nothing from elsewhere (CSP) and link nowhere else, so only the relay itself sees it.
+ */
+export const PAGE_REFERRER_POLICY = 'strict-origin';
+
 /** Every page's <!doctype> and <head>: `assets` is the path prefix of viewer.css and favicon.svg. */
-function pageHead(title: string, assets: string, referrer = 'no-referrer'): string {
+function pageHead(title: string, assets: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="${referrer}">
+<meta name="referrer" content="${PAGE_REFERRER_POLICY}">
 <title>${title}</title>
 <link rel="stylesheet" href="${assets}viewer.css">
 <link rel="icon" href="${assets}favicon.svg" type="image/svg+xml">
@@ -483,7 +488,7 @@ export function loginHtml(p: LoginPage): string {
     <input id="user" name="user" autocomplete="username" autocapitalize="none" spellcheck="false" value="${esc(p.user ?? '')}">`;
   const secretLabel = p.fields === 'token' ? 'access token' : 'password';
   const hint = p.fields === 'both' ? '\n    <p class="hint">or paste the access token as the password</p>' : '';
-  return `${pageHead('sign in \u00b7 camrelay', `${esc(p.base)}/`, 'strict-origin')}
+  return `${pageHead('sign in \u00b7 camrelay', `${esc(p.base)}/`)}
 <body>
 <main class="login">
   <h1>camrelay</h1>

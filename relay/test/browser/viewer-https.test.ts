@@ -33,6 +33,8 @@ describeWith('chromium and caddy', CHROMIUM !== undefined && CADDY !== undefined
   let page: Page;
   const problems: string[] = [];
   const urls: string[] = [];
+  /** what Chromium sent with each request: Referer and Origin */
+  const sent: Promise<{ url: string; method: string; referer?: string; origin?: string }>[] = [];
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'camrelay-https-browser-'));
@@ -57,7 +59,10 @@ describeWith('chromium and caddy', CHROMIUM !== undefined && CADDY !== undefined
       // the sign-in page itself is a 401, which Chromium reports as a failed resource
       if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(`console: ${m.text()}`);
     });
-    page.on('request', (r) => urls.push(r.url()));
+    page.on('request', (r) => {
+      urls.push(r.url());
+      sent.push(r.allHeaders().then((h) => ({ url: r.url(), method: r.method(), referer: h.referer, origin: h.origin }), () => ({ url: r.url(), method: r.method() })));
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -109,6 +114,15 @@ describeWith('chromium and caddy', CHROMIUM !== undefined && CADDY !== undefined
     await Promise.all([page.waitForURL(`${caddy.base}/camrelay/`), page.click('#signout button')]);
     await page.waitForSelector('#login');
     expect((await page.context().cookies()).find((c) => c.name === SESSION)).toBeUndefined();
+    // the pages are strict-origin: a Referer is the origin only (no camera name, no query), and the
+    // sign-out POST carries the real Origin (a no-referrer page's would be "null")
+    const headers = await Promise.all(sent);
+    const origin = new URL(caddy.base).origin;
+    expect(headers.filter((h) => h.referer !== undefined && h.referer !== `${origin}/`)).toEqual([]);
+    expect(headers.some((h) => h.referer === `${origin}/`)).toBe(true);
+    expect(headers.filter((h) => h.method === 'POST').map((h) => [new URL(h.url).pathname, h.origin])).toEqual([
+      ['/camrelay/login', origin], ['/camrelay/login', origin], ['/camrelay/logout', origin],
+    ]);
     expect(problems).toEqual([]);
   }, 90_000);
 });

@@ -93,6 +93,17 @@ describe('HTTP outlet', () => {
     expect((await request(`${rig.base}/readyz`)).status).toBe(200);
   });
 
+  test('/readyz with credentials set: no detail of the (private) camera without them, but the status still follows it', async () => {
+    rig = await startRig({ viewerToken: 'tok-12345678', status: { cameraUp: false, mode: 'pull', lastError: 'refused' } });
+    const anon = await request(`${rig.base}/readyz`);
+    expect([anon.status, JSON.parse(anon.body.toString())]).toEqual([503, { ready: false, cameras: [] }]);
+    const full = await request(`${rig.base}/readyz?token=tok-12345678`);
+    expect(full.status).toBe(503);
+    expect(JSON.parse(full.body.toString())).toMatchObject({ ready: false, reason: expect.stringMatching(/no frame/), cameras: [{ name: 'default', ready: false }] });
+    rig.store.publish(fakeJpeg(1));
+    expect([(await request(`${rig.base}/readyz`)).status, (await request(`${rig.base}/readyz`, { method: 'HEAD' })).status]).toEqual([200, 200]);
+  });
+
   test('/status.json reports camera, fps, frame, clients by protocol, uptime and no addresses', async () => {
     rig = await startRig({ status: { cameraUp: true, mode: 'pull', fps: 99 } });
     for (let i = 1; i <= 10; i++) {

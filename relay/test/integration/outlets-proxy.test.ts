@@ -73,6 +73,41 @@ describe('HTTP outlet behind a proxy', () => {
     }
   });
 
+  test('a trusted proxy: headers that name no client get 400, never the proxy\'s own (allowed, loopback) address', async () => {
+    // the proxy's own address is inside ALLOW_CIDRS, as a private range often is
+    rig = await startRig({ allowCidrs: ['127.0.0.0/8'], trustedProxies: TRUST_LOCAL, keepAliveTimeoutMs: 10_000 });
+    rig.store.publish(fakeJpeg(1));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const get = (headers: Record<string, string>, path = '/snapshot.jpg') => request(`${rig.base}${path}`, { agent, headers });
+      // nginx writes X-Forwarded-For and passes the client's own Forwarded through
+      const bad: Record<string, string>[] = [
+        { 'X-Forwarded-For': '198.51.100.20', Forwarded: 'for=127.0.0.1' }, // two stories
+        { 'X-Forwarded-For': '198.51.100.20', Forwarded: 'for=unknown' }, // would have been the proxy
+        { 'X-Forwarded-For': '198.51.100.20', Forwarded: 'garbage;;' }, // unreadable
+        { 'X-Forwarded-For': 'garbage' },
+      ];
+      for (const headers of bad) {
+        for (const path of ['/snapshot.jpg', '/healthz']) {
+          const r = await get(headers, path);
+          expect([headers, path, r.status]).toEqual([headers, path, 400]);
+          expect(r.body.toString()).toMatch(/^conflicting or malformed forwarding headers from the proxy: make it strip the client's Forwarded\/X-Forwarded-For/);
+          // the proxy's connection carries other clients: it stays open
+          expect(r.headers.connection).not.toBe('close');
+        }
+      }
+      // the same client with consistent headers: outside ALLOW_CIDRS, as it should be
+      expect((await get({ 'X-Forwarded-For': '198.51.100.20', Forwarded: 'for=198.51.100.20' })).status).toBe(403);
+      expect((await get({ 'X-Forwarded-For': '127.0.0.1' })).status).toBe(200);
+      expect(await rig.metric('relay_clients_rejected_total', { reason: 'bad_forwarding' })).toBe(8);
+      // one warning per 10 s, naming the proxy and what it sent
+      const lines = rig.logs.filter((l) => l.reason === 'bad_forwarding');
+      expect(lines).toEqual([expect.objectContaining({ msg: 'client refused', ip: '127.0.0.1', problem: 'conflict', forwarded: 'for=127.0.0.1', xForwardedFor: '198.51.100.20' })]);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   test('a trusted proxy: MAX_CLIENTS_PER_IP counts streams per forwarded client, not the proxy connection', async () => {
     rig = await startRig({ maxClientsPerIp: 1, trustedProxies: TRUST_LOCAL });
     rig.store.publish(fakeJpeg(1));
@@ -189,8 +224,10 @@ describe('HTTP outlet behind a proxy', () => {
       expect(big.status).toBe(413);
       expect(await rig.metric('relay_login_attempts_total', { result: 'ok' })).toBe(0);
       // an open redirect is not on offer
-      const r = await signIn('198.51.100.7', { user: 'viewer', password: 'correct horse', next: '//evil.example/' });
-      expect(r.headers.location).toBe('/');
+      for (const next of ['//evil.example/', '/..//evil.example/', '/%2e%2e//evil.example/']) {
+        const r = await signIn('198.51.100.7', { user: 'viewer', password: 'correct horse', next });
+        expect([next, r.headers.location]).toEqual([next, '/']);
+      }
     });
 
     test('5 failures a minute per client address: then 429 with Retry-After, and right credentials are not even checked', async () => {
@@ -212,6 +249,15 @@ describe('HTTP outlet behind a proxy', () => {
       expect(await rig.metric('relay_login_attempts_total', { result: 'rate_limited' })).toBe(1);
       expect(await rig.metric('relay_clients_rejected_total', { reason: 'rate_limited' })).toBe(1);
       expect(rig.logs.filter((l) => String(l.msg).startsWith('too many failed sign-ins'))).toEqual([expect.objectContaining({ ip: '198.51.100.7' })]);
+    });
+
+    test('IPv6 clients are limited per /64: a fresh address of the same /64 is blocked too', async () => {
+      rig = await startRig({ ...creds, trustedProxies: TRUST_LOCAL });
+      for (let i = 1; i <= 5; i++) expect((await signIn(`2001:db8:1:2::${i}`, { user: 'viewer', password: `guess ${i}` })).status).toBe(401);
+      expect((await signIn('2001:db8:1:2:ffff:ffff:ffff:ffff')).status).toBe(429);
+      // the next /64 is someone else
+      expect((await signIn('2001:db8:1:3::1')).status).toBe(303);
+      expect(rig.logs.filter((l) => String(l.msg).startsWith('too many failed sign-ins'))).toEqual([expect.objectContaining({ ip: '2001:db8:1:2::5' })]);
     });
 
     test('wrong Basic credentials count too: after 5 the right ones get 429', async () => {

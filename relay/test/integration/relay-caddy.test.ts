@@ -53,7 +53,7 @@ describeWith('caddy', CADDY !== undefined, 'relay behind Caddy (HTTPS)', () => {
     expect(page.body.toString()).toContain('<img id="live"');
     expect(page.headers['strict-transport-security']).toBe('max-age=31536000');
     expect(page.headers['content-security-policy']).toBe(VIEWER_CSP);
-    expect(page.headers).toMatchObject({ 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-store' });
+    expect(page.headers).toMatchObject({ 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'strict-origin', 'cache-control': 'no-store' });
     expect(page.headers.server).toBeUndefined();
     const snap = await get('/snapshot.jpg', '127.0.0.2', { Authorization: `Bearer ${TOKEN}` });
     expect(snap.status).toBe(200);

@@ -4,7 +4,7 @@
  * /cam/<name>/. What the pages do is checked in real Chromium (relay/test/browser/overview.test.ts).
  */
 import vm from 'node:vm';
-import { CAMERA_VIEWER_HTML, OVERVIEW_HTML, OVERVIEW_JS, VIEWER_CSP, VIEWER_HTML, VIEWER_JS, viewerHtml } from '../../src/outlets/viewer-page';
+import { CAMERA_VIEWER_HTML, loginHtml, OVERVIEW_HTML, OVERVIEW_JS, PAGE_REFERRER_POLICY, VIEWER_CSP, VIEWER_HTML, VIEWER_JS, viewerHtml } from '../../src/outlets/viewer-page';
 
 const attrs = (html: string, name: string) => [...html.matchAll(new RegExp(`\\b${name}="([^"]*)"`, 'g'))].map((m) => m[1]);
 
@@ -52,6 +52,16 @@ describe('page strings', () => {
     expect(OVERVIEW_JS).toContain("url('status.json')");
     expect(OVERVIEW_JS).toContain("'cam/' + encodeURIComponent(name) + '/'");
     expect(OVERVIEW_JS).toContain("'snapshot.jpg'");
+  });
+
+  test('every page sends only its origin as referrer (its form posts carry a real Origin; no path, no ?token=)', () => {
+    const login = loginHtml({ base: '/camrelay', fields: 'password', next: '/camrelay/' });
+    for (const html of [VIEWER_HTML, CAMERA_VIEWER_HTML, OVERVIEW_HTML, login]) {
+      expect([...html.matchAll(/<meta name="referrer" content="([^"]*)">/g)].map((m) => m[1])).toEqual(['strict-origin']);
+    }
+    expect(PAGE_REFERRER_POLICY).toBe('strict-origin');
+    // nothing on the pages points elsewhere, where even the origin would go
+    for (const html of [VIEWER_HTML, CAMERA_VIEWER_HTML, OVERVIEW_HTML, login]) expect(html).not.toMatch(/(?:src|href|action)="(?:[a-z]+:|\/\/)/i);
   });
 
   test('the CSP allows same-origin scripts and blob: images only', () => {
