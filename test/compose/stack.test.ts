@@ -361,6 +361,12 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     expect(page.headers.get('strict-transport-security')).toMatch(/max-age=[1-9]\d*/);
     expect(page.headers.get('content-security-policy')).toMatch(/default-src/); // the relay's, through the proxy
     expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    // what the docs tell a user to run: curl trusting the exported local CA root, nothing else
+    const curl = await run('curl', ['-sS', '--fail', '--cacert', path.join(TEST_DIR, 'https-root.crt'), `${WEB}/status.json`], { timeoutMs: 20_000 });
+    expect(`${curl.code} ${curl.stderr}`).toBe('0 ');
+    expect(JSON.parse(curl.stdout)).toHaveProperty('cameras');
+    const untrusted = await run('curl', ['-sS', '--fail', '--cacert', '/etc/ssl/certs/ca-certificates.crt', `${WEB}/status.json`], { timeoutMs: 20_000 });
+    expect(untrusted.code).not.toBe(0); // a certificate of the local CA, not of a public one
     const old = await new Promise<string>((resolve) => {
       const sock = tls.connect({ host: '127.0.0.1', port: Number(process.env.HTTPS_PORT), servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', rejectUnauthorized: false });
       sock.once('secureConnect', () => {

@@ -4,6 +4,8 @@
  * (127.0.0.2 ...) than Caddy (127.0.0.1, the relay's TRUSTED_PROXY_CIDRS), so the relay's decisions
  * show which address it believed.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { checkJpeg } from '@camrelay/common';
 import {
@@ -150,5 +152,41 @@ describeWith('caddy', CADDY !== undefined, 'relay behind Caddy (HTTPS)', () => {
     expect(uris).toContain('/snapshot.jpg?fps=1');
     expect(JSON.stringify(log)).not.toContain(TOKEN);
     expect(caddy.child.stdout() + caddy.child.stderr()).not.toContain(TOKEN);
+  });
+});
+
+describeWith('caddy', CADDY !== undefined, 'Grafana behind the same Caddy (GRAFANA_PUBLIC=true)', () => {
+  // Grafana has no image or package here: a stand-in upstream records what Caddy sends it, which is
+  // what Grafana with serve_from_sub_path needs (the /grafana/ prefix kept, HTTPS said in X-Forwarded-Proto).
+  let caddy: CaddyProc;
+  let upstream: http.Server;
+  const seen: { url: string; proto: string }[] = [];
+
+  beforeAll(async () => {
+    upstream = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', proto: String(req.headers['x-forwarded-proto'] ?? '') });
+      res.end('grafana stand-in');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    caddy = await startCaddy({
+      GRAFANA_PUBLIC: 'true', GRAFANA_UPSTREAM: `127.0.0.1:${(upstream.address() as AddressInfo).port}`, RELAY_UPSTREAM: '127.0.0.1:9',
+    });
+  });
+  afterAll(async () => {
+    await caddy?.stop();
+    await new Promise<void>((r) => upstream.close(() => r()));
+  });
+
+  test('/grafana/... reaches Grafana with its prefix over HTTPS; /grafana redirects to /grafana/; the rest stays the relay\'s', async () => {
+    const get = (p: string) => request(`https://127.0.0.1:${caddy.httpsPort}${p}`, { ...caddy.tls, headers: { Host: `localhost:${caddy.httpsPort}` } });
+    const r = await get('/grafana/api/health');
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe('grafana stand-in');
+    expect(seen).toEqual([{ url: '/grafana/api/health', proto: 'https' }]);
+    const bare = await get('/grafana');
+    expect(bare.status).toBe(308);
+    expect(bare.headers.location).toBe('/grafana/');
+    expect((await get('/status.json')).status).toBe(502); // the relay's route (no relay behind it here), not Grafana's
+    expect(seen).toHaveLength(1);
   });
 });
