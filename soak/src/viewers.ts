@@ -1,0 +1,184 @@
+/**
+ * The steady viewers: on every camera one MJPEG viewer that notes the arrival of each new frame (the
+ * fake camera's sequence number changed), plus a raw client and a snapshot client taking turns every
+ * 2 s. They reach the relay like users do, on its published ports, and follow those ports when a
+ * restart makes Docker pick new ones.
+ */
+import net from 'node:net';
+import http from 'node:http';
+import { checkJpeg } from '@camrelay/common';
+import { frameSeqOf } from '../../fake-camera/src/frames';
+import { MultipartReader } from '../../test-support';
+import type { Stack } from './docker';
+import type { ViewerRecord } from './results';
+
+/** The relay's published ports, looked up again after a restart or a refused connection. */
+export class Endpoints {
+  http = 0;
+  raw: Record<string, number> = {};
+  private refreshing: Promise<void> | undefined;
+  private lastRefresh = 0;
+
+  constructor(
+    private readonly stack: Stack,
+    /** camera -> its raw port inside the relay container */
+    private readonly rawPorts: Record<string, number>,
+  ) {}
+
+  async refresh(): Promise<void> {
+    const ports = await Promise.all([this.stack.published('relay', 8081), ...Object.values(this.rawPorts).map((p) => this.stack.published('relay', p))]);
+    this.http = ports[0];
+    Object.keys(this.rawPorts).forEach((cam, i) => (this.raw[cam] = ports[i + 1]));
+    this.lastRefresh = Date.now();
+  }
+
+  /** After a failed connection: at most one lookup every 2 s, shared by every caller. */
+  refreshSoon(): Promise<void> {
+    if (Date.now() - this.lastRefresh < 2000) return Promise.resolve();
+    this.refreshing ??= this.refresh().catch(() => undefined).finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class SteadyViewer {
+  readonly record: ViewerRecord;
+  private running = false;
+  private req: http.ClientRequest | undefined;
+  private loop: Promise<void> | undefined;
+  private lastSeq: number | undefined;
+  /** parts of the current stream */
+  private parts = 0;
+
+  constructor(
+    readonly camera: string,
+    private readonly endpoints: Endpoints,
+    private readonly now: () => number,
+  ) {
+    this.record = { camera, arrivals: [], backwards: 0, reconnects: [], maxFrameBytes: 0, polls: [] };
+  }
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.req?.destroy();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      this.parts = 0;
+      await this.stream().catch(() => undefined);
+      if (!this.running) break;
+      // a stream that had delivered frames broke (not: another refused attempt while the relay restarts)
+      if (this.parts > 0) this.record.reconnects.push(this.now());
+      await this.endpoints.refreshSoon();
+      await sleep(200);
+    }
+  }
+
+  private stream(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: this.endpoints.http, path: `/cam/${this.camera}/stream.mjpg`, agent: false }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`HTTP ${res.statusCode}`));
+          return;
+        }
+        const reader = new MultipartReader('camrelay', { keep: false });
+        res.on('data', (c: Buffer) => {
+          try {
+            for (const p of reader.push(c)) this.part(p.body);
+          } catch (e) {
+            req.destroy(e as Error);
+          }
+        });
+        res.on('end', resolve);
+        res.on('error', reject);
+        res.on('close', resolve);
+      });
+      this.req = req;
+      // a stream that stops sending parts for this long counts as dead (the relay sends at least
+      // the camera's frames; a silent connection would hide a frozen relay)
+      req.setTimeout(30_000, () => req.destroy(new Error('stream silent for 30 s')));
+      req.on('error', reject);
+    });
+  }
+
+  private part(body: Buffer): void {
+    const seq = frameSeqOf(body);
+    if (seq === undefined) return;
+    this.parts++;
+    this.record.maxFrameBytes = Math.max(this.record.maxFrameBytes, body.length);
+    if (this.lastSeq !== undefined && seq < this.lastSeq) this.record.backwards++;
+    if (seq !== this.lastSeq) this.record.arrivals.push(this.now());
+    this.lastSeq = seq;
+  }
+}
+
+/** One raw TCP fetch: a whole JPEG, or not. */
+export function rawFetch(port: number, timeoutMs = 10_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    const timer = setTimeout(() => s.destroy(), timeoutMs);
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(checkJpeg(Buffer.concat(chunks)).ok);
+    });
+  });
+}
+
+/** One snapshot: HTTP 200 with a whole JPEG, or not. */
+export function snapshot(port: number, camera: string, timeoutMs = 10_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: `/cam/${camera}/snapshot.jpg`, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(res.statusCode === 200 && checkJpeg(Buffer.concat(chunks)).ok));
+      res.on('error', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+/** The raw and snapshot clients of one camera, one fetch every `everyMs`, taking turns. */
+export class Poller {
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly viewer: SteadyViewer,
+    private readonly endpoints: Endpoints,
+    private readonly now: () => number,
+    private readonly everyMs = 2000,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = (async () => {
+      for (let i = 0; this.running; i++) {
+        const t = this.now();
+        const kind = i % 2 === 0 ? 'raw' : 'snapshot';
+        const cam = this.viewer.camera;
+        const good = kind === 'raw' ? await rawFetch(this.endpoints.raw[cam]) : await snapshot(this.endpoints.http, cam);
+        this.viewer.record.polls.push({ t, kind, ok: good });
+        if (!good) await this.endpoints.refreshSoon();
+        await sleep(Math.max(0, this.everyMs - (this.now() - t)));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
