@@ -9,12 +9,11 @@
  *
  * Exit code: 0 when no target is missed, 1 when one is, 2 for a bad setting.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { keysOnly, loadCameraList } from '@camrelay/common';
-import { ROOT } from '../../test-support';
+import { gitCommit } from '../../test-support';
 import { analyse } from './analysis';
 import { readConfig, SoakConfig, SoakConfigError } from './config';
 import { Stack } from './docker';
@@ -36,15 +35,6 @@ function log(s: string): void {
   process.stderr.write(`[soak ${((Date.now() - wallStart) / 1000).toFixed(0).padStart(5)}s] ${s}\n`);
 }
 
-function gitCommit(): string {
-  try {
-    const sha = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
-    return dirty ? `${sha} (with uncommitted changes)` : sha;
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** A /metrics source on a container's network address, looked up again after a failure (restarts). */
 function metricsSource(stack: Stack, service: string, network: 'home' | 'vps', port: number): () => Promise<Series[] | undefined> {
