@@ -6,20 +6,20 @@
  */
 import type { Slot } from './schedule';
 
-/** The daemons sampled for memory and fds: our two Node daemons, sshd, and Prometheus. */
-export const DAEMONS = ['relay', 'tunnel-agent', 'tunnel-server', 'prometheus'] as const;
+/** The daemons sampled for memory and fds: our two Node daemons, sshd, Caddy (the viewers' front door) and Prometheus. */
+export const DAEMONS = ['relay', 'tunnel-agent', 'tunnel-server', 'caddy', 'prometheus'] as const;
 export type Daemon = (typeof DAEMONS)[number];
-/** The daemons the targets judge (Prometheus is not ours: reported, not judged). */
+/** The daemons the targets judge (Caddy and Prometheus are not ours: reported, not judged). */
 export const JUDGED_DAEMONS: readonly Daemon[] = ['relay', 'tunnel-agent', 'tunnel-server'];
 
 export interface ProcessStats {
-  /** resident set size, bytes (tunnel-server: all its processes together) */
+  /** resident set size, bytes (tunnel-server, caddy: all the container's processes together) */
   rss?: number;
   /** heap in use, bytes (Node: nodejs_heap_size_used_bytes; Prometheus: go_memstats_heap_inuse_bytes) */
   heap?: number;
-  /** open file descriptors (tunnel-server: all its processes together) */
+  /** open file descriptors (tunnel-server, caddy: all the container's processes together) */
   fds?: number;
-  /** Node: nodejs_active_handles_total; Prometheus: go_goroutines; tunnel-server: its process count */
+  /** Node: nodejs_active_handles_total; Prometheus: go_goroutines; tunnel-server, caddy: their process count */
   handles?: number;
 }
 
@@ -51,9 +51,11 @@ export interface Sample {
   disk: {
     /** bytes of the camera folders of the archive (the fault's filler file is not counted) */
     archiveBytes?: number;
-    /** du of Prometheus's data folder, and of its WAL and head chunks together */
+    /** du of Prometheus's data folder (without a block being compacted), and of its WAL and head chunks together */
     prometheusBytes?: number;
     prometheusWalBytes?: number;
+    /** a block being written or deleted by compaction (preallocated: the room compaction needs, briefly) */
+    prometheusCompactingBytes?: number;
     prometheusBlocksBytes?: number;
     prometheusBlocks?: number;
     prometheusRetentions?: number;
@@ -62,6 +64,9 @@ export interface Sample {
 
 export interface FaultRecord {
   slot: Slot;
+  /** when injecting began (stopping a container takes a moment, and its effects start at once) */
+  startAt?: number;
+  /** when the fault was in place: the hold counts from here */
   injectAt: number;
   /** when the fault was cleared: for the tunnel faults, the moment the link is back */
   clearAt: number;

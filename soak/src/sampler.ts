@@ -26,7 +26,7 @@ const nodeStats = (m: Series[], prefix: string): ProcessStats => ({
   handles: sum(m, `${prefix}nodejs_active_handles_total`),
 });
 
-/** sshd and its session processes together, read from the host's /proc (the soak runs as root). */
+/** Every process of a container together (sshd and its sessions; Caddy), from the host's /proc (the soak runs as root). */
 async function processTree(stack: Stack, service: string): Promise<ProcessStats | undefined> {
   const pids = await stack.pids(service);
   let rss = 0;
@@ -59,17 +59,27 @@ async function archive(stack: Stack): Promise<{ bytes: number; files: Record<str
   return { bytes, files };
 }
 
-/** du of Prometheus's data folder, entry by entry (wal, chunks_head, blocks, ...). */
-async function prometheusDisk(stack: Stack): Promise<{ bytes: number; wal: number }> {
+/**
+ * du of Prometheus's data folder, entry by entry: the WAL and head chunks, the blocks, and apart from
+ * them a block being written or deleted (`*.tmp-for-*`), whose chunk file is preallocated at 512 MiB
+ * while compaction runs: it says how much room compaction needs, not how much data is kept.
+ */
+async function prometheusDisk(stack: Stack): Promise<{ bytes: number; wal: number; tmp: number }> {
   const out = await stack.exec('prometheus', ['sh', '-c', 'du -sk /prometheus/* 2>/dev/null; true']);
   let bytes = 0;
   let wal = 0;
+  let tmp = 0;
   for (const line of out.trim().split('\n').filter(Boolean)) {
     const [kb, p] = line.split(/\s+/);
-    bytes += Number(kb) * 1024;
-    if (p.endsWith('/wal') || p.endsWith('/chunks_head')) wal += Number(kb) * 1024;
+    const b = Number(kb) * 1024;
+    if (/\.tmp-for-/.test(p)) {
+      tmp += b;
+      continue;
+    }
+    bytes += b;
+    if (p.endsWith('/wal') || p.endsWith('/chunks_head')) wal += b;
   }
-  return { bytes, wal };
+  return { bytes, wal, tmp };
 }
 
 const settle = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
@@ -77,12 +87,13 @@ const settle = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undef
 export async function takeSample(src: SamplerSources): Promise<Sample> {
   const t = src.now();
   const services = src.stack.services;
-  const [relay, agent, prom, inspect, sshd, arch, pdisk] = await Promise.all([
+  const [relay, agent, prom, inspect, sshd, caddy, arch, pdisk] = await Promise.all([
     src.relayMetrics(),
     src.agentMetrics(),
     src.prometheusMetrics(),
     settle(src.stack.inspect(services)),
     settle(processTree(src.stack, 'tunnel-server')),
+    services.includes('caddy') ? settle(processTree(src.stack, 'caddy')) : undefined,
     settle(archive(src.stack)),
     settle(prometheusDisk(src.stack)),
   ]);
@@ -127,6 +138,7 @@ export async function takeSample(src: SamplerSources): Promise<Sample> {
     s.disk.prometheusBlocksBytes = sum(prom, 'prometheus_tsdb_storage_blocks_bytes');
   }
   if (sshd) s.daemons['tunnel-server'] = sshd;
+  if (caddy) s.daemons.caddy = caddy;
   if (arch) {
     s.disk.archiveBytes = arch.bytes;
     for (const c of src.cameras) (s.cameras[c] ??= {}).archiveFiles = arch.files[c] ?? 0;
@@ -134,6 +146,7 @@ export async function takeSample(src: SamplerSources): Promise<Sample> {
   if (pdisk) {
     s.disk.prometheusBytes = pdisk.bytes;
     s.disk.prometheusWalBytes = pdisk.wal;
+    s.disk.prometheusCompactingBytes = pdisk.tmp;
   }
   if (inspect) {
     for (const [service, c] of inspect) {

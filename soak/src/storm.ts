@@ -1,10 +1,12 @@
 /**
  * The viewer storm: `clients` connections in five waves over the first half of the hold, spread over
- * the cameras and the three outlets (raw, snapshot, MJPEG). Every fourth client never reads (it sends
- * its request and pauses its socket, as a stuck phone would); the others read and leave: raw and
- * snapshot after their frame, MJPEG after 1-3 s. Whatever is still open when the hold ends is closed.
+ * the cameras and the three outlets (raw, snapshot, MJPEG; HTTP through the front door the steady
+ * viewers use, TLS included). Every fourth client never reads (it sends its request and pauses its
+ * socket, as a stuck phone would); the others read and leave: raw and snapshot after their frame, MJPEG
+ * after 1-3 s. Whatever is still open when the hold ends is closed.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { isWholeJpeg } from '@camrelay/common';
 import type { Endpoints } from './viewers';
 
@@ -43,13 +45,19 @@ export async function viewerStorm(endpoints: Endpoints, cameras: string[], clien
 
 function client(endpoints: Endpoints, kind: Kind, camera: string, neverRead: boolean, open: Set<net.Socket>, stats: StormStats): Promise<void> {
   return new Promise((resolve) => {
-    const port = kind === 'raw' ? endpoints.raw[camera] : endpoints.http;
-    const s = net.connect({ host: '127.0.0.1', port });
+    const web = endpoints.web;
+    const secure = kind !== 'raw' && web.tls;
+    const s: net.Socket = kind === 'raw'
+      ? net.connect({ host: '127.0.0.1', port: endpoints.raw[camera] })
+      : secure ? tls.connect({ host: '127.0.0.1', port: web.port, servername: 'localhost' }) : net.connect({ host: '127.0.0.1', port: web.port });
     open.add(s);
     const chunks: Buffer[] = [];
     let bytes = 0;
-    s.on('connect', () => {
-      if (kind !== 'raw') s.write(`GET /cam/${camera}/${kind === 'mjpeg' ? 'stream.mjpg' : 'snapshot.jpg'} HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n`);
+    s.on(secure ? 'secureConnect' : 'connect', () => {
+      if (kind !== 'raw') {
+        const headers = Object.entries({ ...web.headers, connection: 'close' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+        s.write(`GET /cam/${camera}/${kind === 'mjpeg' ? 'stream.mjpg' : 'snapshot.jpg'} HTTP/1.1\r\n${headers}\r\n`);
+      }
       if (neverRead) {
         stats.neverRead++;
         s.pause();

@@ -1,20 +1,30 @@
 /**
  * The steady viewers: on every camera one MJPEG viewer that notes the arrival of each new frame (the
  * fake camera's sequence number changed), plus a raw client and a snapshot client taking turns every
- * 2 s. They reach the relay like users do, on its published ports, and follow those ports when a
- * restart makes Docker pick new ones.
+ * 2 s. They come in like users do: raw TCP on the relay's published ports (followed when a restart
+ * makes Docker pick new ones), HTTP through the stack's front door, which is Caddy over HTTPS
+ * (HTTPS_PORT, its local CA in NODE_EXTRA_CA_CERTS, both from scripts/test-compose.sh) or, without it,
+ * the relay's published HTTP port; with the viewer password when the stack sets one.
  */
-import net from 'node:net';
 import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
 import { checkJpeg } from '@camrelay/common';
 import { frameSeqOf } from '../../fake-camera/src/frames';
 import { MultipartReader } from '../../test-support';
 import type { Stack } from './docker';
 import type { ViewerRecord } from './results';
 
-/** The relay's published ports, looked up again after a restart or a refused connection. */
+/** Where HTTP viewers go in: port, TLS, and the headers every request carries. */
+export interface Web {
+  port: number;
+  tls: boolean;
+  headers: Record<string, string>;
+}
+
+/** The stack's ports as viewers see them, looked up again after a restart or a refused connection. */
 export class Endpoints {
-  http = 0;
+  web: Web = { port: 0, tls: false, headers: {} };
   raw: Record<string, number> = {};
   private refreshing: Promise<void> | undefined;
   private lastRefresh = 0;
@@ -23,12 +33,17 @@ export class Endpoints {
     private readonly stack: Stack,
     /** camera -> its raw port inside the relay container */
     private readonly rawPorts: Record<string, number>,
+    private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   async refresh(): Promise<void> {
-    const ports = await Promise.all([this.stack.published('relay', 8081), ...Object.values(this.rawPorts).map((p) => this.stack.published('relay', p))]);
-    this.http = ports[0];
-    Object.keys(this.rawPorts).forEach((cam, i) => (this.raw[cam] = ports[i + 1]));
+    const raw = await Promise.all(Object.values(this.rawPorts).map((p) => this.stack.published('relay', p)));
+    Object.keys(this.rawPorts).forEach((cam, i) => (this.raw[cam] = raw[i]));
+    const tls = !!this.env.HTTPS_PORT;
+    const port = tls ? Number(this.env.HTTPS_PORT) : await this.stack.published('relay', 8081);
+    const headers: Record<string, string> = { host: `localhost:${port}` };
+    if (this.env.VIEWER_PASSWORD) headers.authorization = `Basic ${Buffer.from(`${this.env.VIEWER_USER || 'viewer'}:${this.env.VIEWER_PASSWORD}`).toString('base64')}`;
+    this.web = { port, tls, headers };
     this.lastRefresh = Date.now();
   }
 
@@ -38,6 +53,12 @@ export class Endpoints {
     this.refreshing ??= this.refresh().catch(() => undefined).finally(() => (this.refreshing = undefined));
     return this.refreshing;
   }
+}
+
+/** GET through the front door (a fresh connection each time; `localhost` is the certificate's name). */
+export function webGet(web: Web, path: string, onResponse: (res: http.IncomingMessage) => void, timeoutMs?: number): http.ClientRequest {
+  const opts = { host: '127.0.0.1', port: web.port, path, headers: web.headers, agent: false as const, timeout: timeoutMs };
+  return web.tls ? https.get({ ...opts, servername: 'localhost' }, onResponse) : http.get(opts, onResponse);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -84,7 +105,7 @@ export class SteadyViewer {
 
   private stream(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port: this.endpoints.http, path: `/cam/${this.camera}/stream.mjpg`, agent: false }, (res) => {
+      const req = webGet(this.endpoints.web, `/cam/${this.camera}/stream.mjpg`, (res) => {
         if (res.statusCode !== 200) {
           res.resume();
           reject(new Error(`HTTP ${res.statusCode}`));
@@ -137,14 +158,14 @@ export function rawFetch(port: number, timeoutMs = 10_000): Promise<boolean> {
 }
 
 /** One snapshot: HTTP 200 with a whole JPEG, or not. */
-export function snapshot(port: number, camera: string, timeoutMs = 10_000): Promise<boolean> {
+export function snapshot(web: Web, camera: string, timeoutMs = 10_000): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: `/cam/${camera}/snapshot.jpg`, agent: false, timeout: timeoutMs }, (res) => {
+    const req = webGet(web, `/cam/${camera}/snapshot.jpg`, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve(res.statusCode === 200 && checkJpeg(Buffer.concat(chunks)).ok));
       res.on('error', () => resolve(false));
-    });
+    }, timeoutMs);
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });
@@ -169,7 +190,7 @@ export class Poller {
         const t = this.now();
         const kind = i % 2 === 0 ? 'raw' : 'snapshot';
         const cam = this.viewer.camera;
-        const good = kind === 'raw' ? await rawFetch(this.endpoints.raw[cam]) : await snapshot(this.endpoints.http, cam);
+        const good = kind === 'raw' ? await rawFetch(this.endpoints.raw[cam]) : await snapshot(this.endpoints.web, cam);
         this.viewer.record.polls.push({ t, kind, ok: good });
         if (!good) await this.endpoints.refreshSoon();
         await sleep(Math.max(0, this.everyMs - (this.now() - t)));

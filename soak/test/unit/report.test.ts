@@ -45,7 +45,7 @@ describe('plots', () => {
     const r = healthyRun();
     const data = plotData(r);
     expect(data['rss.dat'].trim().split('\n')).toHaveLength(1 + r.samples.length);
-    expect(data['rss.dat'].split('\n')[1]).toBe('0.0000 60 50 24 90');
+    expect(data['rss.dat'].split('\n')[1]).toBe('0.0000 60 50 24 NaN 90'); // no Caddy in this run
     expect(data['fps.dat'].trim().split('\n')).toHaveLength(1 + 30 * 60 / 2);
     const script = gnuplotScript(r, '/d', '/out', 15 * MIN);
     expect(script.match(/set object \d+ rect/g)).toHaveLength(r.faults.length);
