@@ -225,7 +225,8 @@ export interface Window {
 }
 
 /**
- * When the stack should be quiet: from settle after the start to the first fault, and from settle
+ * When the stack should be quiet: from settle after the start to the first fault (the moment its
+ * injection began), and from settle
  * after each fault's recovery deadline (or its actual recovery, when later: `recoveredAt[i]`, Infinity
  * when it never recovered) to the next fault (or the end).
  */
@@ -233,7 +234,8 @@ export function healthyWindows(faults: readonly FaultRecord[], durationMs: numbe
   const out: Window[] = [];
   let from = settleMs;
   faults.forEach((f, i) => {
-    if (f.injectAt > from) out.push({ from, to: f.injectAt });
+    const start = f.startAt ?? f.injectAt;
+    if (start > from) out.push({ from, to: start });
     from = Math.max(f.clearAt + f.slot.recoveryTargetS * 1000, recoveredAt[i] ?? 0) + settleMs;
   });
   if (durationMs > from) out.push({ from, to: durationMs });
@@ -338,6 +340,8 @@ export interface PrometheusCheck {
   blocksBound: number;
   retentions: number;
   maxBlocksBytes: number;
+  /** the largest block being compacted at a sample (preallocated room, briefly) */
+  maxCompactingBytes: number;
   verdict: 'pass' | 'fail' | 'n/a';
   why: string;
 }
@@ -371,6 +375,7 @@ export function prometheusCheck(samples: readonly Sample[], retentionS: number, 
     blocksBound,
     retentions,
     maxBlocksBytes: Math.max(0, ...d.map((x) => x.prometheusBlocksBytes ?? 0)),
+    maxCompactingBytes: Math.max(0, ...d.map((x) => x.prometheusCompactingBytes ?? 0)),
     verdict,
     why,
   };

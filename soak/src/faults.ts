@@ -225,7 +225,8 @@ export async function runFault(slot: Slot, ctx: FaultContext): Promise<{ record:
   const m: Moments = { before: {}, atClear: {}, after: {} };
   const both = async () => ({ relay: await ctx.relayMetrics(), agent: await ctx.agentMetrics() });
   m.before = await both();
-  const rec: FaultRecord = { slot, injectAt: ctx.now(), clearAt: ctx.now(), effect: { seen: false, evidence: '' }, notes: inj.notes };
+  const t0 = ctx.now();
+  const rec: FaultRecord = { slot, startAt: t0, injectAt: t0, clearAt: t0, effect: { seen: false, evidence: '' }, notes: inj.notes };
   try {
     ctx.log(`#${slot.index} ${slot.kind}${slot.camera ? ` on ${slot.camera}` : ''}: inject (hold ${slot.holdS} s)`);
     if (inj.holdAndClear) {

@@ -97,8 +97,10 @@ export function gnuplotScript(r: SoakResults, dataDir: string, outDir: string, t
     `plot ${cols('fps.dat', r.viewers.map((v) => v.camera))}`,
     '',
     out('disk'),
-    `set title ${quote('disk used: archive (camera folders) and Prometheus (all; WAL + head chunks)')}`,
+    `set title ${quote('disk used: archive (camera folders) and Prometheus (all; WAL + head chunks); log scale')}`,
     'set ylabel "MiB"',
+    'set logscale y',
+    'set yrange [0.01:*]',
     `plot ${cols('disk.dat', ['archive', 'prometheus', 'prometheus WAL + head'])}`,
     '',
   ].join('\n');

@@ -143,6 +143,7 @@ export function renderReport(r: SoakResults, a: Analysis, o: ReportOptions): str
   p(`Prometheus (retention ${r.stack.prometheusRetentionS / 60} min, blocks of ${r.stack.prometheusBlockS / 60} min): ${mib(a.prometheus.maxBytes)} at most, ${mib(a.prometheus.lastBytes)} at the end;`);
   p(`${a.prometheus.maxBlocks} blocks at most (bound ${a.prometheus.blocksBound}), retention deleted blocks ${a.prometheus.retentions} times, blocks at most ${mib(a.prometheus.maxBlocksBytes)}.`);
   p(`WAL + head chunks grow ${mib(a.prometheus.walGrowthPerHour)}/hour: they are truncated a whole segment (128 MiB) at a time, so within a run this short they only grow (docs/soak.md).`);
+  if (a.prometheus.maxCompactingBytes > 0) p(`Compaction briefly needed up to ${mib(a.prometheus.maxCompactingBytes)} more for a block being written (its chunk file is preallocated), not counted above.`);
   p();
 
   p('## Settings');

@@ -106,6 +106,11 @@ describe('healthy time and log volume', () => {
     ]);
   });
 
+  test('healthy time ends when injecting began, not when the fault was in place', () => {
+    const f = { ...fault({ recoveryTargetS: 5 }, 60_000, 80_000), startAt: 58_000 };
+    expect(healthyWindows([f], 120_000, 15_000)[0]).toEqual({ from: 15_000, to: 58_000 });
+  });
+
   test('a fault that recovered late, or never, delays or removes the healthy time after it', () => {
     const faults = [fault({ recoveryTargetS: 5 }, 60_000, 80_000), fault({ recoveryTargetS: 5 }, 120_000, 130_000)];
     expect(healthyWindows(faults, 180_000, 15_000, [90_000, Infinity])).toEqual([
