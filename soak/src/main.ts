@@ -112,6 +112,8 @@ async function run(cfg: SoakConfig): Promise<SoakResults> {
   // the demo's fake cameras: a pull camera's `lan` host is its compose service; the push camera is fake-camera-push
   const cameras: CameraInfo[] = list.map((e) => ({ name: e.name, service: e.lan?.host ?? 'fake-camera-push' }));
   const names = cameras.map((c) => c.name);
+  // every container id now: a compose lookup (seconds on a busy machine) must not delay a fault
+  await Promise.all(stack.services.map((s) => stack.cid(s)));
   const settings = await stackSettings(stack);
   const endpoints = new Endpoints(stack, Object.fromEntries(list.map((e) => [e.name, e.rawPort])));
   await endpoints.refresh();

@@ -76,9 +76,9 @@ export function renderReport(r: SoakResults, a: Analysis, o: ReportOptions): str
   p(`Judged over the second half of the run (from ${minutes(a.trendFromMs)}, ${judged?.n ?? 0} samples, ${Math.round(judged?.windowS ?? 0)} s). Line: Theil-Sen (median of the`);
   p(`pairwise slopes); noise: 1.4826 x the median absolute deviation of the residuals; drift: what the line rises over the`);
   p(`window. **RISING** when drift > bound = max(${NOISE_K} x noise, floor); floors: 2 % of the median for RSS, 5 % for heap, 2 for fds and handles.`);
-  p(`No verdict for a window under ${MIN_TREND_WINDOW_S / 60} minutes. Targets judge RSS and fds of ${JUDGED_DAEMONS.join(', ')}; heap, handles and Prometheus are`);
-  p(`shown for diagnosis (tunnel-server: sshd and its session processes together; its "handles" are its process count;`);
-  p(`Prometheus: Go heap in use and goroutines).`);
+  p(`No verdict for a window under ${MIN_TREND_WINDOW_S / 60} minutes. Targets judge RSS and fds of ${JUDGED_DAEMONS.join(', ')}; heap, handles, Caddy and`);
+  p(`Prometheus are shown for diagnosis (tunnel-server: sshd and its session processes together, caddy likewise; their "handles"`);
+  p(`are their process count; Prometheus: Go heap in use and goroutines).`);
   p();
   p(table(['daemon', 'metric', 'median', 'first -> last', 'slope / hour', 'noise', 'drift', 'bound', 'verdict'],
     a.trends.map((x) => [x.daemon, x.metric, ...trendCells(x.metric, x.trend)])));
