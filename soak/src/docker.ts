@@ -136,6 +136,11 @@ export class Stack {
     return out.split('\n').slice(1).map((l) => Number(l.trim())).filter((n) => n > 0);
   }
 
+  /** `docker <args> <the service's container>`: stop, start, restart (no compose start-up on the way). */
+  async docker(args: string[], service: string, timeoutMs = 120_000): Promise<string> {
+    return docker([...args, await this.cid(service)], timeoutMs);
+  }
+
   async exec(service: string, argv: string[], timeoutMs = 30_000): Promise<string> {
     return docker(['exec', await this.cid(service), ...argv], timeoutMs);
   }

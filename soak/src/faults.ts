@@ -76,10 +76,10 @@ function injection(slot: Slot, ctx: FaultContext): Injection {
       return { inject: cameraMode('frozen'), clear: cameraMode('ok'), notes };
     case 'tunnel-server-restart': {
       return {
-        inject: async () => void (await ctx.stack.compose(['stop', '-t', '5', 'tunnel-server'])),
+        inject: async () => void (await ctx.stack.docker(['stop', '-t', '5'], 'tunnel-server')),
         // the link is back when sshd listens again, not when its container starts (its entrypoint runs first)
         clear: async () => {
-          await ctx.stack.compose(['start', 'tunnel-server']);
+          await ctx.stack.docker(['start'], 'tunnel-server');
           const started = ctx.now();
           while (!(await ctx.stack.listening('tunnel-server', 2222).catch(() => false))) {
             if (ctx.now() - started > 60_000) throw new Error('sshd does not listen 60 s after its container started');
@@ -98,7 +98,7 @@ function injection(slot: Slot, ctx: FaultContext): Injection {
       return {
         inject: async () => undefined,
         holdAndClear: async () => {
-          await ctx.stack.compose(['restart', '-t', '15', 'relay']);
+          await ctx.stack.docker(['restart', '-t', '15'], 'relay');
           await ctx.relayRestarted();
         },
         clear: async () => undefined,
