@@ -210,14 +210,17 @@ async function run(cfg: SoakConfig): Promise<SoakResults> {
     const startedAt = now();
     const { record, release } = await runFault(slot, ctx);
     faults.push(record);
+    ctx.active = release; // Ctrl-C while waiting: undo what is left of the fault too
     const waitFrom = now();
-    while (now() - waitFrom < RECOVERY_WAIT_CAP_MS && viewers.some((v) => !v.record.arrivals.some((a) => a > record.clearAt))) await sleep(250);
+    const newFrame = (v: SteadyViewer) => (v.record.arrivals.at(-1) ?? -Infinity) > record.clearAt;
+    while (now() - waitFrom < RECOVERY_WAIT_CAP_MS && !viewers.every(newFrame)) await sleep(250);
     const late = now() - Math.max(startedAt + cfg.periodS * 1000, record.clearAt + slot.recoveryTargetS * 1000);
     if (late > 1000) {
       record.notes.push(`the next fault waited ${(late / 1000).toFixed(0)} s, until every camera had a new frame${now() - waitFrom >= RECOVERY_WAIT_CAP_MS ? ' (gave up)' : ''}`);
       log(`#${slot.index} ${slot.kind}: the next fault waited ${(late / 1000).toFixed(1)} s for every camera to flow again`);
     }
     await release?.().catch((e: Error) => errors.push(`#${slot.index} ${slot.kind}: undoing the rest of the fault: ${e.message}`));
+    ctx.active = undefined;
     nextAt = Math.max(startedAt + cfg.periodS * 1000, now() + 1000);
   }
   await sleep(Math.max(0, lengthMs - now()));

@@ -71,6 +71,8 @@ export class SteadyViewer {
   private lastSeq: number | undefined;
   /** parts of the current stream */
   private parts = 0;
+  /** the current stream was hung up by us after a silence */
+  private silent = false;
 
   constructor(
     readonly camera: string,
@@ -94,10 +96,12 @@ export class SteadyViewer {
   private async run(): Promise<void> {
     while (this.running) {
       this.parts = 0;
+      this.silent = false;
       await this.stream().catch(() => undefined);
       if (!this.running) break;
-      // a stream that had delivered frames broke (not: another refused attempt while the relay restarts)
-      if (this.parts > 0) this.record.reconnects.push(this.now());
+      // a stream that had delivered frames broke (not: another refused attempt while the relay
+      // restarts, nor our own hang-up after a long silence while its camera was down)
+      if (this.parts > 0 && !this.silent) this.record.reconnects.push(this.now());
       await this.endpoints.refreshSoon();
       await sleep(200);
     }
@@ -124,9 +128,13 @@ export class SteadyViewer {
         res.on('close', resolve);
       });
       this.req = req;
-      // a stream that stops sending parts for this long counts as dead (the relay sends at least
-      // the camera's frames; a silent connection would hide a frozen relay)
-      req.setTimeout(30_000, () => req.destroy(new Error('stream silent for 30 s')));
+      // After this long without a byte the viewer hangs up and comes back: a connection that stays
+      // silent could hide a wedged relay. While its camera is down the relay sends nothing, so this
+      // is no break of the relay's (not counted in `reconnects`).
+      req.setTimeout(30_000, () => {
+        this.silent = true;
+        req.destroy(new Error('stream silent for 30 s'));
+      });
       req.on('error', reject);
     });
   }
