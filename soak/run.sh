@@ -42,6 +42,9 @@ fi
 # The viewer storm opens hundreds of sockets at once.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# Every published port on 127.0.0.1: test-compose.sh binds the others; the push camera's ingest port
+# follows INGEST_BIND, which it leaves at the default 0.0.0.0.
+export INGEST_BIND=127.0.0.1
 export CAMRELAY_STACK_NAME=camrelay-soak
 export CAMRELAY_STACK_OVERRIDE=$PWD/soak/docker-compose.soak.yml
 export CAMRELAY_STACK_CHECKS=$PWD/soak/checks.sh
