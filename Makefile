@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # of the Node that runs them (a mismatched binding fails to load and ssh2 silently uses JS crypto).
 # Only the targets that run Node ask for it: `make up-vps` on a VPS with nothing but Docker needs none.
 ROOT := $(dir $(abspath $(firstword $(MAKEFILE_LIST))))
-NODE_GOALS := install build lint test test-unit test-compose bench
+NODE_GOALS := install build lint test test-unit test-compose bench soak
 ifneq ($(filter $(NODE_GOALS),$(MAKECMDGOALS)),)
 NODE_PREFIX := $(shell $(ROOT)scripts/ensure-node.sh)
 ifeq ($(NODE_PREFIX),)
@@ -24,7 +24,7 @@ COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 JEST := node_modules/.bin/jest
 REPORTS := reports
 
-.PHONY: help install build lint test test-unit test-promtool test-compose bench keys up-home up-vps demo stack-config reload down logs ps compose clean
+.PHONY: help install build lint test test-unit test-promtool test-compose bench soak keys up-home up-vps demo stack-config reload down logs ps compose clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,10 @@ test-compose: build ## run the demo stack on a real Docker engine with faults (n
 
 bench: build ## benchmarks; writes BENCHMARKS.md
 	bench/run.sh
+
+soak: build ## demo stack under a fault a minute for SOAK_MINUTES (30); writes SOAK.md (root; docs/soak.md)
+	@mkdir -p $(REPORTS)
+	soak/run.sh $(REPORTS)/soak.json
 
 keys: ## generate the tunnel client key pair and the sshd host key into ./secrets, print the pin
 	scripts/keys.sh

@@ -14,6 +14,11 @@
 # Ctrl-C included. KEEP_STACK=1 leaves the stack running for debugging (remove it with the printed command).
 # Grafana has no package to build a stand-in from: without its image the stack runs WITHOUT Grafana and
 # the output says so (the dashboard's queries are still checked against the live Prometheus).
+#
+# soak/run.sh (`make soak`) runs its own checks on this same stack, through three variables:
+#   CAMRELAY_STACK_NAME      project name prefix [camrelay-test]; the project is <prefix>-<pid>
+#   CAMRELAY_STACK_OVERRIDE  one more compose file, on top of the others
+#   CAMRELAY_STACK_CHECKS    an executable run as `CHECKS REPORT` in place of the jest run
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,12 +42,12 @@ scripts/base-images.sh || { report_failure "base images"; exit 1; }
 export CAMRELAY_TEST_DIR
 CAMRELAY_TEST_DIR=$(mktemp -d /tmp/camrelay-compose.XXXXXX)
 chmod 755 "$CAMRELAY_TEST_DIR"
-export COMPOSE_PROJECT_NAME="camrelay-test-$$"
+export COMPOSE_PROJECT_NAME="${CAMRELAY_STACK_NAME:-camrelay-test}-$$"
 # The demo's camera list, copied so the test can edit it (make reload), put into the stack exactly as
 # `make demo` does (scripts/stack-config.sh), every camera port on a host port Docker picks.
 export STACK_DIR="$CAMRELAY_TEST_DIR/stack" STACK_ANY_HOST_PORT=1 CAMERAS_FILE="$CAMRELAY_TEST_DIR/cameras.yml"
 cp demo/cameras.yml "$CAMERAS_FILE"
-export COMPOSE_FILE="$ROOT/docker-compose.yml:$STACK_DIR/compose.yml:$ROOT/compose/https.yml:$ROOT/test/compose/docker-compose.test.yml"
+export COMPOSE_FILE="$ROOT/docker-compose.yml:$STACK_DIR/compose.yml:$ROOT/compose/https.yml:$ROOT/test/compose/docker-compose.test.yml${CAMRELAY_STACK_OVERRIDE:+:$CAMRELAY_STACK_OVERRIDE}"
 export COMPOSE_PATH_SEPARATOR=:
 : >"$CAMRELAY_TEST_DIR/empty.env"
 
@@ -159,7 +164,11 @@ export NODE_EXTRA_CA_CERTS="$CAMRELAY_TEST_DIR/ca.pem"
 log "stack up after $(($(date +%s) - t0)) s; running checks"
 
 status=0
-node_modules/.bin/jest -c jest.compose.config.js --ci --json --outputFile="$REPORT" || status=1
+if [[ -n ${CAMRELAY_STACK_CHECKS:-} ]]; then
+  "$CAMRELAY_STACK_CHECKS" "$REPORT" || status=1
+else
+  node_modules/.bin/jest -c jest.compose.config.js --ci --json --outputFile="$REPORT" || status=1
+fi
 if [[ ! -s $REPORT ]]; then report_failure "jest wrote no report"; status=1; fi
 if [[ $status != 0 ]]; then
   log "checks failed; last log lines of every service:"

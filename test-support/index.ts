@@ -2,12 +2,23 @@
  * Helpers shared by every test tier: child processes with guaranteed teardown, polling, raw TCP
  * fetches, and gating of tiers that need a system component.
  */
-import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn, SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..');
+
+/** The checkout's short commit, marked when the working tree differs (for the reports of bench and soak). */
+export function gitCommit(): string {
+  try {
+    const sha = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${sha} (with uncommitted changes)` : sha;
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** True when the run must fail rather than skip a tier whose system component is missing (CI). */
 export const REQUIRE_ALL = process.env.REQUIRE_ALL === '1';

@@ -177,9 +177,12 @@ export class MultipartReader {
   private started = false;
   private readonly open: Buffer;
   private readonly trailer: Buffer;
+  /** every part so far, unless constructed with `keep: false` (a long-running reader) */
   readonly parts: Part[] = [];
+  private readonly keep: boolean;
 
-  constructor(boundary: string) {
+  constructor(boundary: string, opts: { keep?: boolean } = {}) {
+    this.keep = opts.keep ?? true;
     this.open = Buffer.from(`--${boundary}\r\n`);
     this.trailer = Buffer.from(`\r\n--${boundary}\r\n`);
   }
@@ -227,7 +230,7 @@ export class MultipartReader {
       if (!this.buf.subarray(he + 4 + len, need).equals(this.trailer)) throw new Error('part body not followed by the boundary');
       const p = { headers, body };
       out.push(p);
-      this.parts.push(p);
+      if (this.keep) this.parts.push(p);
       this.buf = this.buf.subarray(need);
       this.need = 0;
     }

@@ -11,11 +11,10 @@
  *   BENCH_REPORT_ONLY=1  run nothing: re-render the report from bench/results/latest.json and
  *                        bench/findings.md (after editing the findings)
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { killAllChildren, ROOT } from '../../test-support';
+import { gitCommit, killAllChildren, ROOT } from '../../test-support';
 import { CamerasResult, runCameras } from './cameras';
 import { FanoutResult, runFanout } from './fanout';
 import { MjpegResult, runMjpeg } from './mjpeg';
@@ -33,15 +32,6 @@ function log(s: string): void {
   process.stdout.write(`[bench ${t}s] ${s}\n`);
 }
 
-function gitCommit(): string {
-  try {
-    const sha = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
-    return dirty ? `${sha} (with uncommitted changes)` : sha;
-  } catch {
-    return 'unknown';
-  }
-}
 
 function writeReport(results: Results): void {
   const findingsFile = path.join(ROOT, 'bench', 'findings.md');
