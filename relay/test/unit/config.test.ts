@@ -25,7 +25,7 @@ describe('relay config', () => {
     const c = cfg();
     expect(c.source).toMatchObject({
       mode: 'pull', host: 'localhost', port: 1234, connectTimeoutMs: 3000, idleTimeoutMs: 3000, deadlineMs: 10_000,
-      frameMaxBytes: 4_194_304, retryBaseMs: 250, retryMaxMs: 10_000, maxFps: 25, idleFps: 1, staleAfterIdleMs: 5000,
+      frameMaxBytes: 4_194_304, retryBaseMs: 250, retryMaxMs: 1000, maxFps: 25, idleFps: 1, staleAfterIdleMs: 5000,
     });
     expect(c.ingest).toMatchObject({ host: '0.0.0.0', port: 1234 });
     expect(c.ingest.allow.empty).toBe(true);
