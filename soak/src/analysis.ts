@@ -9,8 +9,14 @@
  * window. A series is RISING when the drift is above max(3 x noise, a floor): 2 % of its median for
  * memory, 2 for counts such as fds. Falling is not a leak. A window shorter than 10 minutes is too short
  * to tell a leak from noise: no verdict.
+ *
+ * A restart is not a trend: a restarted daemon starts from scratch, so a line fitted across the restart
+ * measures the sawtooth, not a leak. The slopes are therefore taken only between samples of one process
+ * lifetime (each lifetime keeps its own intercept), and the first RESTART_WARMUP_S after a start inside
+ * the run are left out, as the first half of the run is: a fresh process pages in its code, grows its
+ * heap and buffers to their working size, and that is not a leak.
  */
-import { DAEMONS, Daemon, FaultRecord, JUDGED_DAEMONS, ProcessStats, Sample, SoakResults, ViewerRecord } from './results';
+import { DAEMONS, DAEMON_SERVICE, Daemon, FaultRecord, JUDGED_DAEMONS, ProcessStats, Sample, SoakResults, ViewerRecord } from './results';
 import { FAULT_TEXT } from './schedule';
 
 // ------------------------------------------------------------------ robust statistics
@@ -32,6 +38,8 @@ export interface Point {
   /** seconds */
   t: number;
   v: number;
+  /** the process lifetime the sample belongs to: slopes are taken only within one */
+  life?: string;
 }
 
 /** More points than this are reduced to this many bucket medians before the O(n^2) pairwise slopes. */
@@ -48,18 +56,38 @@ function thin(points: Point[]): Point[] {
   return out;
 }
 
-/** Theil-Sen line: slope = median of pairwise slopes, intercept = median of v - slope t. */
-export function theilSen(points: readonly Point[]): { slope: number; intercept: number } {
-  const p = thin(points.filter((x) => Number.isFinite(x.t) && Number.isFinite(x.v)));
-  if (p.length < 2) return { slope: NaN, intercept: NaN };
+function lifetimes(points: readonly Point[]): Point[][] {
+  const groups = new Map<string, Point[]>();
+  for (const x of points) {
+    const key = x.life ?? '';
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(x);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Theil-Sen line: slope = median of the pairwise slopes, intercept = median of v - slope t. Points
+ * with a `life` pool the slopes of pairs within one lifetime only, and each lifetime gets its own
+ * intercept (`intercepts`; `intercept` is the last lifetime's).
+ */
+export function theilSen(points: readonly Point[]): { slope: number; intercept: number; intercepts: Map<string, number> } {
+  const finite = points.filter((x) => Number.isFinite(x.t) && Number.isFinite(x.v));
+  const groups = lifetimes(finite).map((g) => (finite.length > MAX_POINTS ? thin(g).map((x) => ({ ...x, life: g[0].life })) : g));
   const slopes: number[] = [];
-  for (let i = 0; i < p.length; i++) {
-    for (let j = i + 1; j < p.length; j++) {
-      if (p[j].t !== p[i].t) slopes.push((p[j].v - p[i].v) / (p[j].t - p[i].t));
+  for (const p of groups) {
+    for (let i = 0; i < p.length; i++) {
+      for (let j = i + 1; j < p.length; j++) {
+        if (p[j].t !== p[i].t) slopes.push((p[j].v - p[i].v) / (p[j].t - p[i].t));
+      }
     }
   }
+  const intercepts = new Map<string, number>();
+  if (slopes.length === 0) return { slope: NaN, intercept: NaN, intercepts };
   const slope = median(slopes);
-  return { slope, intercept: median(p.map((x) => x.v - slope * x.t)) };
+  for (const p of groups) intercepts.set(p[0].life ?? '', median(p.map((x) => x.v - slope * x.t)));
+  const last = finite[finite.length - 1];
+  return { slope, intercept: intercepts.get(last.life ?? '') ?? NaN, intercepts };
 }
 
 export type TrendVerdict = 'flat' | 'falling' | 'RISING' | 'n/a';
@@ -67,6 +95,8 @@ export type TrendVerdict = 'flat' | 'falling' | 'RISING' | 'n/a';
 export interface Trend {
   n: number;
   windowS: number;
+  /** process lifetimes among the samples (1 = no restart inside the window) */
+  lifetimes: number;
   median: number;
   first: number;
   last: number;
@@ -96,8 +126,8 @@ export function trend(points: readonly Point[], floor: TrendFloor, minWindowS = 
   const p = points.filter((x) => Number.isFinite(x.v));
   const vs = p.map((x) => x.v);
   const windowS = p.length ? p[p.length - 1].t - p[0].t : 0;
-  const { slope, intercept } = theilSen(p);
-  const noise = robustSpread(p.map((x) => x.v - (intercept + slope * x.t)));
+  const { slope, intercepts } = theilSen(p);
+  const noise = robustSpread(p.map((x) => x.v - ((intercepts.get(x.life ?? '') ?? NaN) + slope * x.t)));
   const med = median(vs);
   const drift = slope * windowS;
   const bound = Math.max(NOISE_K * noise, floor.rel * Math.abs(med), floor.abs);
@@ -108,6 +138,7 @@ export function trend(points: readonly Point[], floor: TrendFloor, minWindowS = 
   return {
     n: p.length,
     windowS,
+    lifetimes: lifetimes(p).length,
     median: med,
     first: vs.length ? vs[0] : NaN,
     last: vs.length ? vs[vs.length - 1] : NaN,
@@ -122,6 +153,7 @@ export function trend(points: readonly Point[], floor: TrendFloor, minWindowS = 
 
 export const FLOORS: Record<keyof ProcessStats, TrendFloor> = {
   rss: { rel: 0.02, abs: 0 },
+  anon: { rel: 0.02, abs: 0 },
   heap: { rel: 0.05, abs: 0 },
   fds: { rel: 0, abs: 2 },
   handles: { rel: 0, abs: 2 },
@@ -132,8 +164,26 @@ export function trendWindowStart(durationMs: number): number {
   return durationMs / 2;
 }
 
-export function daemonTrend(samples: readonly Sample[], daemon: Daemon, metric: keyof ProcessStats, fromMs: number, minWindowS = MIN_TREND_WINDOW_S): Trend {
-  const points = samples.filter((s) => s.t >= fromMs).map((s) => ({ t: s.t / 1000, v: s.daemons[daemon]?.[metric] ?? NaN }));
+/** After a start inside the run, a process's samples this long are its warm-up: not judged. */
+export const RESTART_WARMUP_S = 120;
+
+/**
+ * The daemon's samples from fromMs on, each tagged with its process lifetime (its container's start
+ * time), without the first RESTART_WARMUP_S of a lifetime that began inside the run (runStartMs: the
+ * run's start, epoch ms; without it every sample is kept in one lifetime).
+ */
+export function daemonTrend(samples: readonly Sample[], daemon: Daemon, metric: keyof ProcessStats, fromMs: number, minWindowS = MIN_TREND_WINDOW_S, runStartMs?: number): Trend {
+  const service = DAEMON_SERVICE[daemon];
+  const points: Point[] = [];
+  for (const s of samples) {
+    if (s.t < fromMs) continue;
+    const started = runStartMs === undefined ? undefined : s.containers[service]?.startedAt;
+    if (started !== undefined) {
+      const startedAt = Date.parse(started) - runStartMs!;
+      if (startedAt > 0 && s.t < startedAt + RESTART_WARMUP_S * 1000) continue;
+    }
+    points.push({ t: s.t / 1000, v: s.daemons[daemon]?.[metric] ?? NaN, life: started });
+  }
   return trend(points, FLOORS[metric], minWindowS);
 }
 
@@ -419,6 +469,9 @@ export interface Analysis {
   failed: number;
 }
 
+/** The per-daemon series given a trend, in the report's order. */
+export const TREND_METRICS = ['rss', 'anon', 'heap', 'fds', 'handles'] as const;
+
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const s1 = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : 'never');
 
@@ -426,7 +479,7 @@ export function analyse(r: SoakResults, minTrendWindowS = MIN_TREND_WINDOW_S): A
   const sampleMs = r.config.sampleS * 1000;
   const trendFromMs = trendWindowStart(r.durationMs);
   const trends = DAEMONS.flatMap((daemon) =>
-    (['rss', 'heap', 'fds', 'handles'] as const).map((metric) => ({ daemon, metric, trend: daemonTrend(r.samples, daemon, metric, trendFromMs, minTrendWindowS) })));
+    TREND_METRICS.map((metric) => ({ daemon, metric, trend: daemonTrend(r.samples, daemon, metric, trendFromMs, minTrendWindowS, r.startedAtMs) })));
   const outcomes = recoveries(r);
   const healthy = healthyWindows(r.faults, r.durationMs, r.config.settleS * 1000, outcomes.map((o) => o.fault.clearAt + o.worstRecoveryMs));
   const logs = logRates(r.logs, healthy);
@@ -462,17 +515,21 @@ export function analyse(r: SoakResults, minTrendWindowS = MIN_TREND_WINDOW_S): A
     verdict: unexpected.length === 0 ? 'pass' : 'fail',
   });
   for (const metric of ['rss', 'fds'] as const) {
-    const judged = trends.filter((x) => x.metric === metric && JUDGED_DAEMONS.includes(x.daemon));
+    // memory: the anonymous part of RSS where it was measured (what a leak grows; see ProcessStats.anon)
+    const judged = JUDGED_DAEMONS.map((daemon) => {
+      const pick = metric === 'rss' ? trends.find((x) => x.daemon === daemon && x.metric === 'anon' && x.trend.n > 0) : undefined;
+      return pick ?? trends.find((x) => x.daemon === daemon && x.metric === metric)!;
+    });
     const na = judged.every((x) => x.trend.verdict === 'n/a');
     const rising = judged.filter((x) => x.trend.verdict === 'RISING');
     const fmt = (x: Trend) => (metric === 'rss' ? `${x.drift >= 0 ? '+' : ''}${mib(x.drift)} (bound ${mib(x.bound)})` : `${x.drift >= 0 ? '+' : ''}${x.drift.toFixed(1)} (bound ${x.bound.toFixed(1)})`);
     targets.push({
       id: metric === 'rss' ? 'rss-flat' : 'fds-flat',
-      what: `${metric === 'rss' ? 'RSS' : 'open fds'} of ${JUDGED_DAEMONS.join(', ')} flat within noise (second half)`,
+      what: `${metric === 'rss' ? 'memory (anonymous RSS)' : 'open fds'} of ${JUDGED_DAEMONS.join(', ')} flat within noise (second half, per process lifetime)`,
       target: `drift <= max(${NOISE_K} x noise, floor)`,
       measured: na
         ? `window ${Math.round(judged[0]?.trend.windowS ?? 0)} s < ${minTrendWindowS} s`
-        : judged.map((x) => `${x.daemon} ${fmt(x.trend)}`).join('; '),
+        : judged.map((x) => `${x.daemon}${x.metric !== metric ? ` ${x.metric}` : ''} ${fmt(x.trend)}`).join('; '),
       verdict: na ? 'n/a' : rising.length ? 'fail' : 'pass',
     });
   }

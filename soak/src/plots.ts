@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { frameRate } from './analysis';
-import { DAEMONS, SoakResults } from './results';
+import { DAEMONS, JUDGED_DAEMONS, SoakResults } from './results';
 import { FAULT_TEXT, FaultKind } from './schedule';
 
 export const PLOTS = ['rss', 'fds', 'fps', 'disk'] as const;
@@ -34,11 +34,11 @@ const num = (v: number | undefined, scale = 1) => (v === undefined || !Number.is
 
 /** The data files: name -> content (gnuplot columns, NaN where a sample lacks the value). */
 export function plotData(r: SoakResults, binMs = 2000): Record<string, string> {
-  const mem = ['# minutes ' + DAEMONS.join(' ')];
+  const mem = ['# minutes ' + DAEMONS.join(' ') + ' ' + DAEMONS.map((d) => `${d}_anon`).join(' ')];
   const fds = ['# minutes ' + DAEMONS.join(' ')];
   const disk = ['# minutes archive prometheus prometheus_wal_head'];
   for (const s of r.samples) {
-    mem.push([min(s.t), ...DAEMONS.map((d) => num(s.daemons[d]?.rss, 2 ** 20))].join(' '));
+    mem.push([min(s.t), ...DAEMONS.map((d) => num(s.daemons[d]?.rss, 2 ** 20)), ...DAEMONS.map((d) => num(s.daemons[d]?.anon, 2 ** 20))].join(' '));
     fds.push([min(s.t), ...DAEMONS.map((d) => num(s.daemons[d]?.fds))].join(' '));
     disk.push([min(s.t), num(s.disk.archiveBytes, 2 ** 20), num(s.disk.prometheusBytes, 2 ** 20), num(s.disk.prometheusWalBytes, 2 ** 20)].join(' '));
   }
@@ -70,7 +70,7 @@ export function gnuplotScript(r: SoakResults, dataDir: string, outDir: string, t
     'set style data lines',
     ...bands,
   ];
-  const trendLine = `set arrow 1000 from ${min(trendFromMs)}, graph 0 to ${min(trendFromMs)}, graph 1 nohead dt 2 lc rgb "#333333"`;
+  const trendLine = `set arrow 1000 from ${min(trendFromMs)}, graph 0 to ${min(trendFromMs)}, graph 1 nohead dt 3 lc rgb "#333333"`;
   const cols = (file: string, names: readonly string[]) =>
     names.map((n, i) => `${quote(path.join(dataDir, file))} using 1:${i + 2} title ${quote(n)} lw 2`).join(', \\\n  ');
   const out = (name: string) => `set output ${quote(path.join(outDir, `${name}.png`))}`;
@@ -78,11 +78,11 @@ export function gnuplotScript(r: SoakResults, dataDir: string, outDir: string, t
     ...common,
     '',
     out('rss'),
-    `set title ${quote('RSS per daemon (MiB); shaded: faults; dashed: start of the judged trend window')}`,
+    `set title ${quote('RSS per daemon (MiB), solid; its anonymous part (RssAnon), dashed; shaded: faults; dotted: start of the judged trend window')}`,
     'set ylabel "MiB"',
     'set yrange [0:*]',
     trendLine,
-    `plot ${cols('rss.dat', DAEMONS)}`,
+    `plot ${cols('rss.dat', DAEMONS)}, \\\n  ${JUDGED_DAEMONS.map((d) => `${quote(path.join(dataDir, 'rss.dat'))} using 1:${DAEMONS.length + DAEMONS.indexOf(d) + 2} title ${quote(`${d} anon`)} lw 1.5 lt ${DAEMONS.indexOf(d) + 1} dt 2`).join(', \\\n  ')}`,
     '',
     out('fds'),
     `set title ${quote('open file descriptors per daemon; shaded: faults')}`,

@@ -1,5 +1,5 @@
 /** Renders SOAK.md from the results and their analysis. Pure. */
-import { Analysis, HEALTHY_LOG_LINES_PER_MIN, MIN_TREND_WINDOW_S, NOISE_K, Trend, Verdict } from './analysis';
+import { Analysis, HEALTHY_LOG_LINES_PER_MIN, MIN_TREND_WINDOW_S, NOISE_K, RESTART_WARMUP_S, Trend, Verdict } from './analysis';
 import { FULL_MINUTES } from './config';
 import { JUDGED_DAEMONS, SoakResults } from './results';
 import { FAULT_KINDS, FAULT_TEXT } from './schedule';
@@ -18,7 +18,7 @@ function table(head: string[], rows: (string | number)[][]): string {
 }
 
 function trendCells(metric: string, t: Trend): string[] {
-  const memory = metric === 'rss' || metric === 'heap';
+  const memory = metric === 'rss' || metric === 'anon' || metric === 'heap';
   const v = (x: number) => (memory ? mib(x) : Number.isFinite(x) ? x.toFixed(1) : 'n/a');
   const signed = (x: number) => (Number.isFinite(x) && x >= 0 ? '+' : '') + v(x);
   return [v(t.median), `${v(t.first)} -> ${v(t.last)}`, signed(t.slopePerHour), v(t.noise), signed(t.drift), v(t.bound), t.verdict === 'RISING' ? '**RISING**' : t.verdict];
@@ -73,15 +73,19 @@ export function renderReport(r: SoakResults, a: Analysis, o: ReportOptions): str
   p('## Memory, fds and handles: trends');
   p();
   const judged = a.trends.find((x) => x.daemon === 'relay')?.trend;
-  p(`Judged over the second half of the run (from ${minutes(a.trendFromMs)}, ${judged?.n ?? 0} samples, ${Math.round(judged?.windowS ?? 0)} s). Line: Theil-Sen (median of the`);
+  p(`Judged over the second half of the run (from ${minutes(a.trendFromMs)}, ${judged?.n ?? 0} samples of the relay, ${Math.round(judged?.windowS ?? 0)} s). Line: Theil-Sen (median of the`);
   p(`pairwise slopes); noise: 1.4826 x the median absolute deviation of the residuals; drift: what the line rises over the`);
-  p(`window. **RISING** when drift > bound = max(${NOISE_K} x noise, floor); floors: 2 % of the median for RSS, 5 % for heap, 2 for fds and handles.`);
-  p(`No verdict for a window under ${MIN_TREND_WINDOW_S / 60} minutes. Targets judge RSS and fds of ${JUDGED_DAEMONS.join(', ')}; heap, handles, Caddy and`);
-  p(`Prometheus are shown for diagnosis (tunnel-server: sshd and its session processes together, caddy likewise; their "handles"`);
+  p(`window. **RISING** when drift > bound = max(${NOISE_K} x noise, floor); floors: 2 % of the median for memory, 5 % for heap, 2 for fds and handles.`);
+  p(`A restart is not a trend: slopes are taken only between samples of one process lifetime ("lives": how many the window holds),`);
+  p(`and the first ${RESTART_WARMUP_S / 60} minutes after a restart inside the run are left out as warm-up, as the first half of the run is.`);
+  p(`No verdict for a window under ${MIN_TREND_WINDOW_S / 60} minutes. Targets judge the anonymous RSS (anon: RssAnon, the heap, buffers and stacks, where a`);
+  p(`leak grows) and fds of ${JUDGED_DAEMONS.join(', ')}; RSS also counts file-backed pages (the program's binary and libraries, paged in as`);
+  p(`code paths are first used: shared, reclaimable and bounded by the binary), so it is shown, not judged. Heap, handles, Caddy`);
+  p(`and Prometheus are shown for diagnosis (tunnel-server: sshd and its session processes together, caddy likewise; their "handles"`);
   p(`are their process count; Prometheus: Go heap in use and goroutines).`);
   p();
-  p(table(['daemon', 'metric', 'median', 'first -> last', 'slope / hour', 'noise', 'drift', 'bound', 'verdict'],
-    a.trends.map((x) => [x.daemon, x.metric, ...trendCells(x.metric, x.trend)])));
+  p(table(['daemon', 'metric', 'lives', 'median', 'first -> last', 'slope / hour', 'noise', 'drift', 'bound', 'verdict'],
+    a.trends.filter((x) => x.trend.n > 0).map((x) => [x.daemon, x.metric, x.trend.lifetimes, ...trendCells(x.metric, x.trend)])));
   p();
 
   p('## Faults and recovery');

@@ -11,10 +11,24 @@ export const DAEMONS = ['relay', 'tunnel-agent', 'tunnel-server', 'caddy', 'prom
 export type Daemon = (typeof DAEMONS)[number];
 /** The daemons the targets judge (Caddy and Prometheus are not ours: reported, not judged). */
 export const JUDGED_DAEMONS: readonly Daemon[] = ['relay', 'tunnel-agent', 'tunnel-server'];
+/** The compose service each daemon runs in (its container's start time splits the daemon's samples into lifetimes). */
+export const DAEMON_SERVICE: Record<Daemon, string> = {
+  relay: 'relay',
+  'tunnel-agent': 'tunnel-agent-demo',
+  'tunnel-server': 'tunnel-server',
+  caddy: 'caddy',
+  prometheus: 'prometheus',
+};
 
 export interface ProcessStats {
   /** resident set size, bytes (tunnel-server, caddy: all the container's processes together) */
   rss?: number;
+  /**
+   * anonymous resident memory (RssAnon in /proc/<pid>/status, every process of the container), bytes:
+   * the heap, buffers and stacks, which is where a leak grows. RSS minus it is file-backed: the
+   * program's binary and libraries, paged in as code paths are first used, shared and reclaimable.
+   */
+  anon?: number;
   /** heap in use, bytes (Node: nodejs_heap_size_used_bytes; Prometheus: go_memstats_heap_inuse_bytes) */
   heap?: number;
   /** open file descriptors (tunnel-server, caddy: all the container's processes together) */

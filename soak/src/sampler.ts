@@ -1,5 +1,5 @@
 /**
- * One sample every SOAK_SAMPLE_S: per daemon RSS, heap, fds and handles; per camera frames, up,
+ * One sample every SOAK_SAMPLE_S: per daemon RSS (and its anonymous part), heap, fds and handles; per camera frames, up,
  * frozen, fetch errors and archive files; the tunnel's counters; every container's start time and
  * restart count; the archive's and Prometheus's disk use. A part that cannot be read (its daemon is
  * restarting) is left out of that sample, never guessed.
@@ -30,19 +30,22 @@ const nodeStats = (m: Series[], prefix: string): ProcessStats => ({
 async function processTree(stack: Stack, service: string): Promise<ProcessStats | undefined> {
   const pids = await stack.pids(service);
   let rss = 0;
+  let anon = 0;
   let fds = 0;
   let n = 0;
+  const kib = (status: string, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
   for (const pid of pids) {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-      rss += m ? Number(m[1]) * 1024 : 0;
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      rss += kib(status, 'VmRSS');
+      anon += kib(status, 'RssAnon');
       fds += fs.readdirSync(`/proc/${pid}/fd`).length;
       n++;
     } catch {
       // the process ended between `docker top` and now
     }
   }
-  return n ? { rss, fds, handles: n } : undefined;
+  return n ? { rss, anon, fds, handles: n } : undefined;
 }
 
 /** Per camera folder: KiB and files; the fault's filler in the root is not a camera's. */
@@ -87,7 +90,7 @@ const settle = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undef
 export async function takeSample(src: SamplerSources): Promise<Sample> {
   const t = src.now();
   const services = src.stack.services;
-  const [relay, agent, prom, inspect, sshd, caddy, arch, pdisk] = await Promise.all([
+  const [relay, agent, prom, inspect, sshd, caddy, arch, pdisk, relayProc, agentProc, promProc] = await Promise.all([
     src.relayMetrics(),
     src.agentMetrics(),
     src.prometheusMetrics(),
@@ -96,10 +99,13 @@ export async function takeSample(src: SamplerSources): Promise<Sample> {
     services.includes('caddy') ? settle(processTree(src.stack, 'caddy')) : undefined,
     settle(archive(src.stack)),
     settle(prometheusDisk(src.stack)),
+    settle(processTree(src.stack, 'relay')),
+    settle(processTree(src.stack, 'tunnel-agent-demo')),
+    settle(processTree(src.stack, 'prometheus')),
   ]);
   const s: Sample = { t, daemons: {}, cameras: {}, relay: {}, agent: {}, containers: {}, disk: {} };
   if (relay) {
-    s.daemons.relay = nodeStats(relay, 'relay_');
+    s.daemons.relay = { ...nodeStats(relay, 'relay_'), anon: relayProc?.anon };
     for (const c of src.cameras) {
       const cam = { camera: c };
       s.cameras[c] = {
@@ -118,7 +124,7 @@ export async function takeSample(src: SamplerSources): Promise<Sample> {
     };
   }
   if (agent) {
-    s.daemons['tunnel-agent'] = nodeStats(agent, 'tunnel_agent_');
+    s.daemons['tunnel-agent'] = { ...nodeStats(agent, 'tunnel_agent_'), anon: agentProc?.anon };
     s.agent = {
       up: sum(agent, 'tunnel_agent_up'),
       reconnects: sum(agent, 'tunnel_agent_reconnects_total'),
@@ -129,6 +135,7 @@ export async function takeSample(src: SamplerSources): Promise<Sample> {
   if (prom) {
     s.daemons.prometheus = {
       rss: sum(prom, 'process_resident_memory_bytes'),
+      anon: promProc?.anon,
       heap: sum(prom, 'go_memstats_heap_inuse_bytes'),
       fds: sum(prom, 'process_open_fds'),
       handles: sum(prom, 'go_goroutines'),

@@ -1,5 +1,6 @@
 import {
-  analyse, archiveCheck, cameraRecovery, healthyWindows, logRates, longestDark, median, prometheusCheck, restarts, robustSpread, theilSen, trend,
+  analyse, archiveCheck, cameraRecovery, daemonTrend, healthyWindows, logRates, longestDark, median, prometheusCheck, restarts, RESTART_WARMUP_S, robustSpread,
+  theilSen, trend,
 } from '../../src/analysis';
 import { arrivals, fault, healthyRun, MIN, sample } from './fixture';
 
@@ -67,6 +68,53 @@ describe('trend: flat within noise', () => {
   test('no verdict for a window shorter than the minimum or without values', () => {
     expect(trend(series(10e6, 1e6, 30), { rel: 0.02, abs: 0 }).verdict).toBe('n/a');
     expect(trend([{ t: 0, v: NaN }, { t: 1000, v: NaN }], { rel: 0, abs: 2 }).verdict).toBe('n/a');
+  });
+});
+
+describe('trend: a restart is not a trend', () => {
+  const START = Date.UTC(2026, 0, 1);
+  const iso = (ms: number) => new Date(START + ms).toISOString();
+  /**
+   * 30 minutes of relay samples every 10 s with a restart at 8, 18 and 28 minutes; each lifetime
+   * starts at `fresh` MB and climbs `warmMb` over its first two minutes (paging in, heap growing to
+   * size), then rises `perMinMb` a minute.
+   */
+  const sawtooth = (perMinMb: number, fresh = 94, warmMb = 12) => {
+    const starts = [-60_000, 8 * MIN, 18 * MIN, 28 * MIN];
+    return Array.from({ length: 180 }, (_, i) => {
+      const t = i * 10_000;
+      const start = starts.filter((s) => s <= t).pop()!;
+      const age = (t - start) / 60_000;
+      const mb = fresh + Math.min(age, 2) / 2 * warmMb + perMinMb * age + 0.3 * noise(i);
+      return sample(t, {
+        daemons: { relay: { rss: mb * 2 ** 20 } },
+        containers: { relay: { startedAt: iso(start), restartCount: 0, running: true, oomKilled: false } },
+      });
+    });
+  };
+
+  test('flat lifetimes cut by restarts, each with its warm-up, are flat', () => {
+    const samples = sawtooth(0);
+    const judged = daemonTrend(samples, 'relay', 'rss', 15 * MIN, undefined, START);
+    expect(judged.verdict).toBe('flat');
+    expect(judged.lifetimes).toBe(2); // 15-18 min and 20-28 min; 28-30 is warm-up
+    // the warm-up after each restart is left out: nothing from 18:00-19:59 or 28:00-29:59
+    expect(judged.n).toBe(18 + 48);
+  });
+
+  test('a leak inside every lifetime is RISING although each restart resets it', () => {
+    // 0.5 MB a minute: 7.5 MB over the 15-minute window, noise 0.3 MB
+    const judged = daemonTrend(sawtooth(0.5), 'relay', 'rss', 15 * MIN, undefined, START);
+    expect(judged.verdict).toBe('RISING');
+    expect(judged.slopePerHour / 2 ** 20).toBeCloseTo(30, 0);
+  });
+
+  test('a lifetime that began before the run keeps its samples; the warm-up only follows a start inside it', () => {
+    const samples = sawtooth(0);
+    const all = daemonTrend(samples, 'relay', 'rss', 0, undefined, START);
+    // 180 samples, less 12 for each of the three restarts' warm-up
+    expect(all.n).toBe(180 - 3 * (RESTART_WARMUP_S / 10));
+    expect(all.lifetimes).toBe(3);
   });
 });
 
@@ -200,6 +248,18 @@ describe('analyse', () => {
     expect(get('recovery').measured).toMatch(/missed: #3 viewer-storm never/);
     expect(get('log-volume').verdict).toBe('fail');
     expect(a.logs.find((l) => l.service === 'relay')!.top[0].msg).toBe('info client connected');
+  });
+
+  test('memory is judged on the anonymous RSS: file pages paged in are not a leak, anonymous growth is', () => {
+    const r = healthyRun();
+    // RSS rises 15 MB over the run as code is paged in; the anonymous part stays flat
+    r.samples.forEach((s, i) => Object.assign(s.daemons.relay!, { rss: 60 * 2 ** 20 + i * 90_000, anon: 30 * 2 ** 20 + 50_000 * noise(i) }));
+    let a = analyse(r);
+    expect(a.targets.find((t) => t.id === 'rss-flat')).toMatchObject({ verdict: 'pass', measured: expect.stringMatching(/^relay anon \+?-?0\.\d MiB/) });
+    expect(a.trends.find((x) => x.daemon === 'relay' && x.metric === 'rss')!.trend.verdict).toBe('RISING'); // shown, not judged
+    r.samples.forEach((s, i) => (s.daemons.relay!.anon = 30 * 2 ** 20 + i * 90_000));
+    a = analyse(r);
+    expect(a.targets.find((t) => t.id === 'rss-flat')!.verdict).toBe('fail');
   });
 
   test('a short run judges no trend and says why', () => {

@@ -12,7 +12,7 @@ describe('SOAK.md', () => {
     const md = renderReport(r, analyse(r), { plotsRel: 'soak/plots' });
     expect(md).not.toMatch(/Short run/);
     expect(md).toMatch(/\*\*Result: PASS: 7 targets met, 0 missed, 1 not judged\.\*\*/);
-    expect(md).toMatch(/\| rss-flat \| RSS of relay, tunnel-agent, tunnel-server flat within noise \(second half\) \|/);
+    expect(md).toMatch(/\| rss-flat \| memory \(anonymous RSS\) of relay, tunnel-agent, tunnel-server flat within noise \(second half, per process lifetime\) \|/);
     expect(md).toContain('![RSS per daemon](soak/plots/rss.png)');
     expect(md).toContain('![frames per second per camera, faults marked](soak/plots/fps.png)');
     expect(md).toMatch(/RISING\*\* when drift > bound = max\(3 x noise, floor\)/);
@@ -45,7 +45,8 @@ describe('plots', () => {
     const r = healthyRun();
     const data = plotData(r);
     expect(data['rss.dat'].trim().split('\n')).toHaveLength(1 + r.samples.length);
-    expect(data['rss.dat'].split('\n')[1]).toBe('0.0000 60 50 24 NaN 90'); // no Caddy in this run
+    // RSS of each daemon, then its anonymous part (not in this fixture); no Caddy in this run
+    expect(data['rss.dat'].split('\n')[1]).toBe('0.0000 60 50 24 NaN 90 NaN NaN NaN NaN NaN');
     expect(data['fps.dat'].trim().split('\n')).toHaveLength(1 + 30 * 60 / 2);
     const script = gnuplotScript(r, '/d', '/out', 15 * MIN);
     expect(script.match(/set object \d+ rect/g)).toHaveLength(r.faults.length);
