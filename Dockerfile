@@ -40,6 +40,11 @@ ARG WORKSPACE
 # The ports the workspace listens on (documentation for `docker run -P`; compose lists them itself).
 ARG PORTS
 ENV NODE_ENV=production WORKSPACE=${WORKSPACE}
+# glibc malloc: allocations of 32 KiB and more (Node's 64 KiB socket read buffers among them) get their
+# own mappings, given back to the kernel when freed. glibc's default threshold rises to the largest block
+# freed, so after a burst (a viewer storm, a 4 MiB oversize frame) freed memory stays in the heap and the
+# daemon's memory steps up for good; the soak measured it (docs/soak.md).
+ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=32768
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
