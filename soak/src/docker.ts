@@ -130,10 +130,15 @@ export class Stack {
     });
   }
 
-  /** Host pids of every process in the container. */
+  /**
+   * Host pids of the daemon's processes: the container's first process and its descendants. What
+   * `docker exec` starts (the health check, the soak's own `du`) hangs off containerd's shim, not
+   * off the daemon, and is left out: a health check's `node -e fetch(...)` is a whole Node runtime
+   * that would otherwise show as 15 MiB spikes in the daemon's memory.
+   */
   async pids(service: string): Promise<number[]> {
-    const out = await docker(['top', await this.cid(service), '-eo', 'pid']);
-    return out.split('\n').slice(1).map((l) => Number(l.trim())).filter((n) => n > 0);
+    const [out, root] = await Promise.all([docker(['top', await this.cid(service), '-eo', 'pid,ppid']), this.pid(service)]);
+    return descendants(parseTop(out), root);
   }
 
   /** `docker <args> <the service's container>`: stop, start, restart (no compose start-up on the way). */
@@ -164,4 +169,27 @@ export class Stack {
     if (r.code !== 0) throw new Error(`docker logs ${service}: ${r.stderr.trim()}`);
     return `${r.stdout}\n${r.stderr}`.split('\n').filter(Boolean);
   }
+}
+
+/** `docker top <c> -eo pid,ppid` as [pid, ppid] pairs. */
+export function parseTop(out: string): [number, number][] {
+  return out.split('\n').slice(1)
+    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number])
+    .filter(([pid, ppid]) => pid > 0 && Number.isFinite(ppid));
+}
+
+/** `root` and every process below it, from [pid, ppid] pairs. */
+export function descendants(rows: [number, number][], root: number): number[] {
+  const out = new Set<number>();
+  if (rows.some(([pid]) => pid === root)) out.add(root);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, ppid] of rows) {
+      if (!out.has(pid) && out.has(ppid)) {
+        out.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return [...out];
 }

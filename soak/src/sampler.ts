@@ -26,7 +26,10 @@ const nodeStats = (m: Series[], prefix: string): ProcessStats => ({
   handles: sum(m, `${prefix}nodejs_active_handles_total`),
 });
 
-/** Every process of a container together (sshd and its sessions; Caddy), from the host's /proc (the soak runs as root). */
+/**
+ * The daemon's processes together (sshd and its sessions; Caddy), from the host's /proc (the soak runs
+ * as root); not what `docker exec` runs beside it (health checks, the soak's own commands).
+ */
 async function processTree(stack: Stack, service: string): Promise<ProcessStats | undefined> {
   const pids = await stack.pids(service);
   let rss = 0;
