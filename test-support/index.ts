@@ -209,3 +209,19 @@ export * from './camera';
 export * from './log';
 export * from './relay';
 export * from './proxies';
+
+/** `root` and every process below it, from [pid, ppid] pairs (`docker top -eo pid,ppid`, /proc/<pid>/stat). */
+export function descendants(rows: [number, number][], root: number): number[] {
+  const out = new Set<number>();
+  if (rows.some(([pid]) => pid === root)) out.add(root);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, ppid] of rows) {
+      if (!out.has(pid) && out.has(ppid)) {
+        out.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return [...out];
+}

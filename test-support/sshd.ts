@@ -55,7 +55,7 @@ import { execFile, execFileSync, spawn, ChildProcess } from 'node:child_process'
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Child, ROOT, spawnChild, waitFor, findExecutable } from './index';
+import { Child, ROOT, descendants, spawnChild, waitFor, findExecutable } from './index';
 
 export const SSHD_BIN = '/usr/sbin/sshd';
 export const SSH_BIN = '/usr/bin/ssh';
@@ -171,29 +171,17 @@ export function renderSshdConfig(env: Record<string, string>): string {
 
 function childrenOf(pid: number): number[] {
   // every process whose ancestry contains pid (sshd forks one process per connection)
-  const parent = new Map<number, number>();
+  const rows: [number, number][] = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      parent.set(Number(name), ppid);
+      rows.push([Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])]);
     } catch {
       /* exited */
     }
   }
-  const out: number[] = [];
-  for (const p of parent.keys()) {
-    let q = parent.get(p);
-    for (let depth = 0; q !== undefined && q > 1 && depth < 64; depth++) {
-      if (q === pid) {
-        out.push(p);
-        break;
-      }
-      q = parent.get(q);
-    }
-  }
-  return out;
+  return descendants(rows, pid).filter((p) => p !== pid);
 }
 
 function signalAll(pids: number[], signal: NodeJS.Signals): void {

@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import { ROOT } from '../../test-support';
+import { descendants, ROOT } from '../../test-support';
 
 export interface Run {
   code: number;
@@ -178,18 +178,3 @@ export function parseTop(out: string): [number, number][] {
     .filter(([pid, ppid]) => pid > 0 && Number.isFinite(ppid));
 }
 
-/** `root` and every process below it, from [pid, ppid] pairs. */
-export function descendants(rows: [number, number][], root: number): number[] {
-  const out = new Set<number>();
-  if (rows.some(([pid]) => pid === root)) out.add(root);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, ppid] of rows) {
-      if (!out.has(pid) && out.has(ppid)) {
-        out.add(pid);
-        grew = true;
-      }
-    }
-  }
-  return [...out];
-}

@@ -1,4 +1,5 @@
-import { descendants, parseTop } from '../../src/docker';
+import { descendants } from '../../../test-support';
+import { parseTop } from '../../src/docker';
 
 describe('the daemon\'s processes in a container', () => {
   // docker top -eo pid,ppid of a relay container: docker-init (4100) runs the entrypoint's node (4120),
