@@ -20,6 +20,53 @@ export function gitCommit(): string {
   }
 }
 
+/** The kernel's range of ephemeral ports, [low, high] (Linux; the common default elsewhere). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low > 0 && high >= low) return [low, high];
+  } catch {
+    // not Linux
+  }
+  return [32768, 60999];
+}
+
+const handedOut = new Set<number>();
+
+/** Whether 127.0.0.1:port can be bound now (port 0: the OS picks); the port bound, or 0. */
+function tryBind(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(0));
+    s.listen(port, '127.0.0.1', () => {
+      const got = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(got));
+    });
+  });
+}
+
+/**
+ * `n` distinct loopback ports that are free now, for a server that binds them a moment later (camera
+ * lists and sshd have no "port 0"). They are drawn at random from below the kernel's ephemeral range:
+ * a port the OS picked would be in that range, where an outgoing connection of a parallel test can
+ * take it as its source port before the server binds it (EADDRINUSE). No port is handed out twice in
+ * one process. Only with no room below the range does the OS pick (the racy way).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const [low] = ephemeralRange();
+  const floor = 20_000;
+  const out: number[] = [];
+  for (let tries = 0; out.length < n; tries++) {
+    if (tries > 1000) throw new Error(`freePorts: found no free port below ${low}`);
+    const p = await tryBind(low > floor + 1000 ? floor + Math.floor(Math.random() * (low - floor)) : 0);
+    if (p !== 0 && !handedOut.has(p)) {
+      handedOut.add(p);
+      out.push(p);
+    }
+  }
+  return out;
+}
+
 /** True when the run must fail rather than skip a tier whose system component is missing (CI). */
 export const REQUIRE_ALL = process.env.REQUIRE_ALL === '1';
 

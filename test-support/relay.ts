@@ -21,7 +21,7 @@ import { RelayMetrics } from '../relay/src/metrics';
 import { Relay, type RelayPorts } from '../relay/src/relay';
 import { ClientLimiter, HttpOutlet, RawOutlet, type HttpOutletDeps, type HttpOutletOptions, type SourceStatus } from '../relay/src/outlets';
 import { jpeg, TestCamera } from './camera';
-import { Child, spawnPackage } from './index';
+import { Child, freePorts, spawnPackage } from './index';
 import { captureLog } from './log';
 
 export function testMetrics(mode = 'pull'): RelayMetrics {
@@ -363,23 +363,6 @@ export async function startRelay(env: Record<string, string> = {}, args: string[
     metricsText,
     metric: async (name, labels) => parseMetric(await metricsText(), name, labels) ?? 0,
   };
-}
-
-/** Free loopback ports (closed again at once), distinct from each other; for camera lists, which have no port 0. */
-export async function freePorts(n: number): Promise<number[]> {
-  const out: number[] = [];
-  while (out.length < n) {
-    const p = await new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const port = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(port));
-      });
-    });
-    if (!out.includes(p)) out.push(p);
-  }
-  return out;
 }
 
 export interface MultiRelay {

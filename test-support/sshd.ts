@@ -53,9 +53,8 @@
  */
 import { execFile, execFileSync, spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { Child, ROOT, descendants, spawnChild, waitFor, findExecutable } from './index';
+import { Child, ROOT, descendants, freePorts, spawnChild, waitFor, findExecutable } from './index';
 
 export const SSHD_BIN = '/usr/sbin/sshd';
 export const SSH_BIN = '/usr/bin/ssh';
@@ -119,16 +118,9 @@ interface Instance {
 const instances = new Set<Instance>();
 const clients = new Set<Child>();
 
-/** A free TCP port on 127.0.0.1 (picked by the OS). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+/** A free TCP port on 127.0.0.1 (see freePorts). */
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0];
 }
 
 function run(cmd: string, args: string[]): string {
