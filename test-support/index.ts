@@ -240,13 +240,9 @@ export async function httpGet(url: string, headers: Record<string, string> = {})
 
 export { FakeClock } from './fake-clock';
 
-/** A port nobody listens on (bound once, then closed). */
-export async function closedPort(host = '127.0.0.1'): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, host, r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+/** A port nobody listens on on 127.0.0.1 (one of freePorts: a test may also bind it later). */
+export async function closedPort(): Promise<number> {
+  return (await freePorts(1))[0];
 }
 
 /** The one sleep of the tests (common's: real time unless handed a clock). Only for integration tiers
