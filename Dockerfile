@@ -44,16 +44,7 @@ ENV NODE_ENV=production WORKSPACE=${WORKSPACE}
 # own mappings, given back to the kernel when freed. glibc's default threshold rises to the largest block
 # freed, so after a burst (a viewer storm, a 4 MiB oversize frame) freed memory stays in the heap and the
 # daemon's memory steps up for good; the soak measured it (docs/soak.md).
-# At most 2 malloc arenas (glibc's default: up to 8 per core): the main thread's, and one that V8's
-# compiler and GC helper threads and libuv's pool share and reuse, instead of each growing an arena
-# of its own that it seldom gives back (docs/soak.md, "Memory").
-ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=32768:glibc.malloc.arena_max=2
-# Node flags of the daemon (the one declaration; `make bench` reads it too). --no-sparkplug: no
-# baseline machine code. Sparkplug compiles every function that has run a few times, so a fresh
-# process's code space grows with each code path it meets for the first time (an error path, a
-# viewer storm, a full disk) for a quarter of an hour; these daemons wait on sockets, and the hot
-# functions still get Maglev/TurboFan code (docs/soak.md, "Memory"; the cost: docs/benchmarks.md).
-ENV CAMRELAY_NODE_FLAGS="--no-sparkplug"
+ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=32768
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
@@ -80,4 +71,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
   CMD ["node", "-e", "const e=process.env,p={relay:e.METRICS_PORT||9100,'tunnel-agent':e.METRICS_PORT||9101,'fake-camera':e.FAKE_CAMERA_CONTROL_PORT||9102}[e.WORKSPACE];fetch('http://127.0.0.1:'+p+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # exec (entrypoint, setpriv, sh -c): node is PID 1 and gets SIGTERM itself.
 ENTRYPOINT ["/usr/local/bin/camrelay-entrypoint"]
-CMD ["sh", "-c", "exec node $CAMRELAY_NODE_FLAGS \"$WORKSPACE/dist/main.js\""]
+CMD ["sh", "-c", "exec node \"$WORKSPACE/dist/main.js\""]

@@ -18,7 +18,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, spawnChild } from '../../test-support';
-import { cpuSeconds, FakeCameraProc, httpJson, loadgen, LoadResult, median, daemonNodeFlags, nodeArgs, Proc, rssKb, runqueueWaitSeconds, sleep, startFakeCamera, stop } from './procs';
+import { cpuSeconds, FakeCameraProc, httpJson, loadgen, LoadResult, median, nodeArgs, Proc, rssKb, runqueueWaitSeconds, sleep, startFakeCamera, stop } from './procs';
 
 export const TARGET_FPS = 20;
 /** every camera must keep at least this share of its target fetch rate */
@@ -147,7 +147,7 @@ async function startMultiRelay(defs: CameraDef[], env: Record<string, string>, p
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'camrelay-bench-cams-'));
   const file = path.join(dir, 'cameras.yml');
   fs.writeFileSync(file, camerasYaml(defs));
-  const child = spawnChild(process.execPath, [...daemonNodeFlags(), ...nodeArgs(profileName), path.join(ROOT, 'relay', 'dist', 'main.js')], {
+  const child = spawnChild(process.execPath, [...nodeArgs(profileName), path.join(ROOT, 'relay', 'dist', 'main.js')], {
     env: {
       ...process.env,
       LOG_LEVEL: 'info',

@@ -7,13 +7,11 @@
  *   unshare --net -- bash -c 'ip link set lo up && node -r ./bench/register.js bench/src/fanout-ab.ts \
  *     bench/build/relay-before/main.js relay/dist/main.js'
  *
- * Environment: AB_CLIENTS (default 200), AB_REPS per build (default 6), AB_SECONDS per run (2.5),
- * AB_NODE_FLAGS_A / AB_NODE_FLAGS_B: Node flags of each side (default the images'; the same build twice
- * with AB_NODE_FLAGS_A= compares flags).
+ * Environment: AB_CLIENTS (default 200), AB_REPS per build (default 6), AB_SECONDS per run (2.5).
  * Prints frames/s and server CPU µs per frame per run, then the medians and B/A.
  */
 import path from 'node:path';
-import { abNodeFlags, cpuSeconds, FakeCameraProc, loadgen, median, RelayProc, startFakeCamera, startRelay, stop } from './procs';
+import { cpuSeconds, FakeCameraProc, loadgen, median, RelayProc, startFakeCamera, startRelay, stop } from './procs';
 
 async function run(relay: RelayProc, clients: number, durationS: number): Promise<{ fps: number; cpuUs: number }> {
   const cpu0 = cpuSeconds(relay.pid);
@@ -34,8 +32,8 @@ async function main(): Promise<void> {
   let rb: RelayProc | undefined;
   try {
     cam = await startFakeCamera();
-    ra = await startRelay(cam.port, {}, undefined, a, abNodeFlags('A'));
-    rb = await startRelay(cam.port, {}, undefined, b, abNodeFlags('B'));
+    ra = await startRelay(cam.port, {}, undefined, a);
+    rb = await startRelay(cam.port, {}, undefined, b);
     const res: Record<'A' | 'B', { fps: number; cpuUs: number }[]> = { A: [], B: [] };
     for (let i = 0; i < reps; i++) {
       const order: ('A' | 'B')[] = i % 2 === 0 ? ['A', 'B'] : ['B', 'A'];

@@ -6,11 +6,10 @@
  *   unshare --net -- bash -c 'ip link set lo up && node -r ./bench/register.js bench/src/mjpeg-ab.ts \
  *     bench/build/relay-before/main.js relay/dist/main.js'
  *
- * Environment: AB_VIEWERS (default 1000), AB_REPS per build (default 3), AB_SECONDS per run (4),
- * AB_NODE_FLAGS_A / AB_NODE_FLAGS_B as in fanout-ab.ts.
+ * Environment: AB_VIEWERS (default 1000), AB_REPS per build (default 3), AB_SECONDS per run (4).
  */
 import path from 'node:path';
-import { abNodeFlags, cpuSeconds, FakeCameraProc, loadgen, median, RelayProc, runqueueWaitSeconds, startFakeCamera, startRelay, stop } from './procs';
+import { cpuSeconds, FakeCameraProc, loadgen, median, RelayProc, runqueueWaitSeconds, startFakeCamera, startRelay, stop } from './procs';
 
 interface Run {
   fpsPerViewer: number;
@@ -58,7 +57,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < reps; i++) {
       for (const k of (i % 2 === 0 ? ['A', 'B'] : ['B', 'A']) as ('A' | 'B')[]) {
         // one relay at a time: the camera serves one connection at a time
-        relay = await startRelay(cam.port, { MAX_FPS: '20' }, undefined, k === 'A' ? a : b, abNodeFlags(k));
+        relay = await startRelay(cam.port, { MAX_FPS: '20' }, undefined, k === 'A' ? a : b);
         const m = await run(relay, cam, viewers, secs);
         await stop(relay);
         relay = undefined;

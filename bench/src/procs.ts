@@ -18,25 +18,6 @@ export interface Proc {
   pid: number;
 }
 
-/**
- * The Node flags the images run the daemons with (the Dockerfile's CAMRELAY_NODE_FLAGS, its one
- * declaration), so that the benchmarks measure the relay and the agent as deployed; BENCH_NODE_FLAGS
- * replaces them (`BENCH_NODE_FLAGS=` for none).
- */
-export function daemonNodeFlags(): string[] {
-  const env = process.env.BENCH_NODE_FLAGS;
-  if (env !== undefined) return env.split(/\s+/).filter(Boolean);
-  const m = /^ENV CAMRELAY_NODE_FLAGS="([^"]*)"$/m.exec(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
-  if (!m) throw new Error('Dockerfile: no ENV CAMRELAY_NODE_FLAGS="..." line');
-  return m[1].split(/\s+/).filter(Boolean);
-}
-
-/** The A/B harnesses' Node flags for side `k`: AB_NODE_FLAGS_A / AB_NODE_FLAGS_B, else daemonNodeFlags(). */
-export function abNodeFlags(k: 'A' | 'B'): string[] {
-  const env = process.env[`AB_NODE_FLAGS_${k}`];
-  return env === undefined ? daemonNodeFlags() : env.split(/\s+/).filter(Boolean);
-}
-
 /** `--cpu-prof` flags for a Node child when BENCH_CPU_PROF=1 (profiles land in bench/results/profiles). */
 export function nodeArgs(profileName: string | undefined): string[] {
   if (!profileName || process.env.BENCH_CPU_PROF !== '1') return [];
@@ -125,8 +106,8 @@ export interface RelayProc extends Proc {
 }
 
 /** The relay as deployed (metrics, limits, logging on), with limits raised for a single-host load test. */
-export async function startRelay(cameraPort: number, env: Record<string, string> = {}, profileName?: string, mainJs = path.join(ROOT, 'relay', 'dist', 'main.js'), nodeFlags = daemonNodeFlags()): Promise<RelayProc> {
-  const child = spawnChild(process.execPath, [...nodeFlags, ...nodeArgs(profileName), mainJs, '--esp32-host', '127.0.0.1', '--esp32-port', String(cameraPort), '--client-port', '0'], {
+export async function startRelay(cameraPort: number, env: Record<string, string> = {}, profileName?: string, mainJs = path.join(ROOT, 'relay', 'dist', 'main.js')): Promise<RelayProc> {
+  const child = spawnChild(process.execPath, [...nodeArgs(profileName), mainJs, '--esp32-host', '127.0.0.1', '--esp32-port', String(cameraPort), '--client-port', '0'], {
     env: {
       ...process.env,
       LOG_LEVEL: 'info',

@@ -17,7 +17,7 @@ import { checkJpeg } from '@camrelay/common';
 import { Child, rawFetch, ROOT, spawnChild } from '../../test-support';
 import { freePort, killAll as killAllSshd, Sshd, SSH_BIN, startSshd } from '../../test-support/sshd';
 import { BlackholeProxy } from './blackhole-proxy';
-import { cpuSeconds, loadgen, LoadResult, median, daemonNodeFlags, nodeArgs, RefProc, sleep, startReference, stop } from './procs';
+import { cpuSeconds, loadgen, LoadResult, median, nodeArgs, RefProc, sleep, startReference, stop } from './procs';
 
 export const AUTOSSH_BIN = '/usr/bin/autossh';
 
@@ -86,7 +86,7 @@ export function knownHosts(sshd: Sshd, ports: number[], dir: string): string {
 }
 
 export function startAgent(sshd: Sshd, sshPort: number, khFile: string, forwardPort: number, targetPort: number, env: Record<string, string> = {}, profileName?: string): Client {
-  const child = spawnChild(process.execPath, [...daemonNodeFlags(), ...nodeArgs(profileName), path.join(ROOT, 'tunnel-agent', 'dist', 'main.js')], {
+  const child = spawnChild(process.execPath, [...nodeArgs(profileName), path.join(ROOT, 'tunnel-agent', 'dist', 'main.js')], {
     env: {
       ...process.env,
       LOG_LEVEL: 'info',
