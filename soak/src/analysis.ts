@@ -187,6 +187,38 @@ export function daemonTrend(samples: readonly Sample[], daemon: Daemon, metric: 
   return trend(points, FLOORS[metric], minWindowS);
 }
 
+export interface LifeTrend {
+  /** when the process started, ms from the run's start (negative: before the run) */
+  startedAtMs: number;
+  /** its first and last sample judged: from RESTART_WARMUP_S after its start (or after the run's start) */
+  fromMs: number;
+  toMs: number;
+  anon: Trend;
+  heap: Trend;
+}
+
+/**
+ * Each lifetime of a daemon on its own, after its first RESTART_WARMUP_S (a process started before
+ * the run counts from the run's start): what a fresh process does in the time the run gives it. For
+ * the report (shown, not judged): a target judges the second half of the run instead.
+ */
+export function lifeTrends(samples: readonly Sample[], daemon: Daemon, runStartMs: number): LifeTrend[] {
+  const service = DAEMON_SERVICE[daemon];
+  const lives = new Map<string, Sample[]>();
+  for (const s of samples) {
+    const started = s.containers[service]?.startedAt;
+    if (started === undefined || !s.daemons[daemon]) continue;
+    if (!lives.has(started)) lives.set(started, []);
+    lives.get(started)!.push(s);
+  }
+  return [...lives].map(([started, ss]) => {
+    const startedAtMs = Date.parse(started) - runStartMs;
+    const judged = ss.filter((s) => s.t >= Math.max(0, startedAtMs) + RESTART_WARMUP_S * 1000);
+    const series = (metric: keyof ProcessStats) => trend(judged.map((s) => ({ t: s.t / 1000, v: s.daemons[daemon]?.[metric] ?? NaN })), FLOORS[metric], 0);
+    return { startedAtMs, fromMs: judged[0]?.t ?? NaN, toMs: judged[judged.length - 1]?.t ?? NaN, anon: series('anon'), heap: series('heap') };
+  });
+}
+
 // ------------------------------------------------------------------ frames and recovery
 
 /** Index of the first element > x in a sorted array. */
@@ -455,6 +487,8 @@ const LOG_JUDGED = ['relay', 'tunnel-agent-demo', 'tunnel-server'];
 
 export interface Analysis {
   trends: { daemon: Daemon; metric: keyof ProcessStats; trend: Trend }[];
+  /** judged daemons restarted during the run: each lifetime on its own (shown, not judged) */
+  lives: { daemon: Daemon; lives: LifeTrend[] }[];
   trendFromMs: number;
   outcomes: FaultOutcome[];
   healthy: Window[];
@@ -480,6 +514,7 @@ export function analyse(r: SoakResults, minTrendWindowS = MIN_TREND_WINDOW_S): A
   const trendFromMs = trendWindowStart(r.durationMs);
   const trends = DAEMONS.flatMap((daemon) =>
     TREND_METRICS.map((metric) => ({ daemon, metric, trend: daemonTrend(r.samples, daemon, metric, trendFromMs, minTrendWindowS, r.startedAtMs) })));
+  const lives = JUDGED_DAEMONS.map((daemon) => ({ daemon, lives: lifeTrends(r.samples, daemon, r.startedAtMs) })).filter((x) => x.lives.length > 1);
   const outcomes = recoveries(r);
   const healthy = healthyWindows(r.faults, r.durationMs, r.config.settleS * 1000, outcomes.map((o) => o.fault.clearAt + o.worstRecoveryMs));
   const logs = logRates(r.logs, healthy);
@@ -581,6 +616,7 @@ export function analyse(r: SoakResults, minTrendWindowS = MIN_TREND_WINDOW_S): A
   });
   return {
     trends,
+    lives,
     trendFromMs,
     outcomes,
     healthy,

@@ -87,6 +87,23 @@ export function renderReport(r: SoakResults, a: Analysis, o: ReportOptions): str
   p(table(['daemon', 'metric', 'lives', 'median', 'first -> last', 'slope / hour', 'noise', 'drift', 'bound', 'verdict'],
     a.trends.filter((x) => x.trend.n > 0).map((x) => [x.daemon, x.metric, x.trend.lifetimes, ...trendCells(x.metric, x.trend)])));
   p();
+  if (a.lives.length) {
+    const signed = (b: number) => (Number.isFinite(b) ? `${b >= 0 ? '+' : ''}${(b / 2 ** 20).toFixed(1)} MiB` : 'n/a');
+    p(`Each lifetime of a daemon restarted during the run, on its own, from ${RESTART_WARMUP_S / 60} minutes after its start (a process started before the`);
+    p(`run: after the run's start) to its end. Shown, not judged: it tells a process's warm-up (a fresh process compiles and`);
+    p(`allocates for each kind of fault it meets for the first time) from a trend across the run.`);
+    p();
+    p(table(['daemon', 'started', 'judged', 'anon first -> last', 'anon drift (noise)', 'heap drift'],
+      a.lives.flatMap((d) => d.lives.map((l) => [
+        d.daemon,
+        l.startedAtMs < 0 ? 'before the run' : minutes(l.startedAtMs),
+        Number.isFinite(l.fromMs) ? `${minutes(l.fromMs)} - ${minutes(l.toMs)}` : 'none',
+        `${mib(l.anon.first)} -> ${mib(l.anon.last)}`,
+        `${signed(l.anon.drift)} (${mib(l.anon.noise)})`,
+        signed(l.heap.drift),
+      ]))));
+    p();
+  }
 
   p('## Faults and recovery');
   p();

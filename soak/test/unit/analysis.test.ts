@@ -1,5 +1,5 @@
 import {
-  analyse, archiveCheck, cameraRecovery, daemonTrend, healthyWindows, logRates, longestDark, median, prometheusCheck, restarts, RESTART_WARMUP_S, robustSpread,
+  analyse, archiveCheck, cameraRecovery, daemonTrend, healthyWindows, lifeTrends, logRates, longestDark, median, prometheusCheck, restarts, RESTART_WARMUP_S, robustSpread,
   theilSen, trend,
 } from '../../src/analysis';
 import { arrivals, fault, healthyRun, MIN, sample } from './fixture';
@@ -115,6 +115,47 @@ describe('trend: a restart is not a trend', () => {
     // 180 samples, less 12 for each of the three restarts' warm-up
     expect(all.n).toBe(180 - 3 * (RESTART_WARMUP_S / 10));
     expect(all.lifetimes).toBe(3);
+  });
+});
+
+describe('lifeTrends: each lifetime on its own', () => {
+  const START = Date.UTC(2026, 0, 1);
+  const MiB = 2 ** 20;
+  // a relay started before the run and restarted at 8 and 18 minutes; only the second life rises,
+  // 0.25 MiB a minute; heap flat
+  const samples = Array.from({ length: 180 }, (_, i) => {
+    const t = i * 10_000;
+    const start = [-60_000, 8 * MIN, 18 * MIN].filter((x) => x <= t).pop()!;
+    const rising = start === 8 * MIN ? 0.25 * ((t - start) / MIN) : 0;
+    return sample(t, {
+      daemons: { relay: { rss: 100 * MiB, anon: (40 + rising + 0.05 * noise(i)) * MiB, heap: 12 * MiB } },
+      containers: { relay: { startedAt: new Date(START + start).toISOString(), restartCount: 0, running: true, oomKilled: false } },
+    });
+  });
+
+  test('one entry per lifetime, each from 2 minutes after its start (or the run\'s), with its own drift', () => {
+    const lives = lifeTrends(samples, 'relay', START);
+    expect(lives.map((l) => [l.startedAtMs, l.fromMs, l.toMs])).toEqual([
+      [-60_000, RESTART_WARMUP_S * 1000, 8 * MIN - 10_000],
+      [8 * MIN, 8 * MIN + RESTART_WARMUP_S * 1000, 18 * MIN - 10_000],
+      [18 * MIN, 18 * MIN + RESTART_WARMUP_S * 1000, 29 * MIN + 50_000],
+    ]);
+    // the rising life: 0.25 MiB/min over its 7 min 50 s after the warm-up
+    expect(lives[1].anon.drift / MiB).toBeCloseTo(0.25 * (470 / 60), 1);
+    expect(lives[1].anon.verdict).toBe('RISING');
+    for (const l of [lives[0], lives[2]]) expect(Math.abs(l.anon.drift / MiB)).toBeLessThan(0.1);
+    for (const l of lives) expect(l.heap.drift).toBeCloseTo(0, 6);
+  });
+
+  test('analyse() lists the lifetimes of a judged daemon restarted during the run, and no others', () => {
+    const r = healthyRun();
+    expect(analyse(r).lives).toEqual([]);
+    for (const x of r.samples) {
+      if (x.t >= 10 * MIN) x.containers.relay = { ...x.containers.relay!, startedAt: new Date(10 * MIN).toISOString() };
+    }
+    const lives = analyse(r).lives;
+    expect(lives.map((d) => [d.daemon, d.lives.length])).toEqual([['relay', 2]]);
+    expect(lives[0].lives[1].fromMs).toBe(10 * MIN + RESTART_WARMUP_S * 1000);
   });
 });
 

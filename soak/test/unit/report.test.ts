@@ -22,6 +22,19 @@ describe('SOAK.md', () => {
     expect(md).toMatch(/SNAPSHOT_CRON=\*\/5 \* \* \* \* \*/);
   });
 
+  test('a daemon restarted during the run gets a row per lifetime; without restarts there is no such table', () => {
+    const r = healthyRun();
+    expect(renderReport(r, analyse(r), { plotsRel: 'plots' })).not.toContain('Each lifetime of a daemon restarted');
+    for (const x of r.samples) {
+      x.containers.relay = { ...x.containers.relay!, startedAt: new Date(x.t >= 10 * MIN ? 10 * MIN : -MIN).toISOString() };
+      x.daemons.relay = { ...x.daemons.relay!, anon: 40 * 2 ** 20 };
+    }
+    const md = renderReport(r, analyse(r), { plotsRel: 'plots' });
+    expect(md).toContain('Each lifetime of a daemon restarted');
+    expect(md).toContain('| relay | before the run | 2.0 min - 9.8 min | 40.0 MiB -> 40.0 MiB | +0.0 MiB (0.0 MiB) | +0.0 MiB |');
+    expect(md).toContain('| relay | 10.0 min | 12.0 min - 30.0 min | 40.0 MiB -> 40.0 MiB | +0.0 MiB (0.0 MiB) | +0.0 MiB |');
+  });
+
   test('a short run says so first, and a failed target is marked', () => {
     const r = healthyRun();
     r.config.minutes = 2;
