@@ -252,6 +252,7 @@ export * from './camera';
 export * from './log';
 export * from './relay';
 export * from './proxies';
+export * from './ssh-keys';
 
 /** `root` and every process below it, from [pid, ppid] pairs (`docker top -eo pid,ppid`, /proc/<pid>/stat). */
 export function descendants(rows: [number, number][], root: number): number[] {

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { Server, utils, type Connection, type ParsedKey, type ServerChannel } from 'ssh2';
 import { fingerprintSha256 } from '../../tunnel-agent/src/host-key';
+import { ed25519KeyPair } from '../ssh-keys';
 
 export type ForwardReply = 'accept' | 'reject' | 'ignore';
 
@@ -19,17 +20,6 @@ export interface BoundForward {
   conn: Connection;
   bindAddr: string;
   bindPort: number;
-}
-
-/**
- * ssh2's generateKeyPairSync('ed25519') now and then writes a private key its own parser rejects
- * ("Malformed OpenSSH private key"), which failed random tests: generate until the key parses.
- */
-function ed25519(): { private: string; public: string } {
-  for (let i = 0; ; i++) {
-    const k = utils.generateKeyPairSync('ed25519');
-    if (!(utils.parseKey(k.private) instanceof Error) || i >= 20) return k;
-  }
 }
 
 export class TestSshServer {
@@ -50,11 +40,11 @@ export class TestSshServer {
   port = 0;
 
   constructor(readonly opts: TestSshServerOptions = {}) {
-    const host = ed25519();
+    const host = ed25519KeyPair();
     this.hostKeyPrivate = host.private;
     this.hostPublicLine = host.public;
     this.hostFingerprint = fingerprintSha256(Buffer.from(host.public.split(' ')[1], 'base64'));
-    const client = ed25519();
+    const client = ed25519KeyPair();
     this.clientPrivateKey = client.private;
     this.clientPub = utils.parseKey(client.public) as ParsedKey;
     this.server = new Server({ hostKeys: [host.private] }, (conn) => this.onConnection(conn));

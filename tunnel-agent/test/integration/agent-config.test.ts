@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { utils } from 'ssh2';
+import { ed25519KeyPair } from '../../../test-support/ssh-keys';
 import { killAllChildren, spawnPackage } from '../../../test-support';
 
 jest.setTimeout(30_000);
@@ -10,7 +10,7 @@ afterAll(() => killAllChildren());
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-cfg-'));
 const key = path.join(dir, 'id');
-fs.writeFileSync(key, utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+fs.writeFileSync(key, ed25519KeyPair().private, { mode: 0o600 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const ok = { SSH_HOST: '127.0.0.1', SSH_PRIVATE_KEY_FILE: key, SSH_HOST_KEY: 'SHA256:v0hp/6iN1QKJ5SJ+dwHhRHlI31smn6tzZ8knODD5sgo', METRICS_PORT: '0', METRICS_HOST: '127.0.0.1' };

@@ -4,7 +4,7 @@
  * authorized (exponential backoff, so a broken key does not hammer the server).
  */
 import fs from 'node:fs';
-import { utils } from 'ssh2';
+import { ed25519KeyPair } from '../../../test-support/ssh-keys';
 import { describeWith, isListening, killAllChildren, waitFor } from '../../../test-support';
 import { SSHD_COMPONENT, Sshd, killAll, makeKeyPair, sshdAvailable, startSshd } from '../../../test-support/sshd';
 import { fingerprintSha256 } from '../../src/host-key';
@@ -29,7 +29,7 @@ describeWith(SSHD_COMPONENT, sshdAvailable(), 'tunnel-agent through a real sshd:
   });
 
   test('wrong host key: no forward ever, process alive, mismatch counted and logged with both fingerprints', async () => {
-    const other = utils.generateKeyPairSync('ed25519').public;
+    const other = ed25519KeyPair().public;
     const pinned = fingerprintSha256(Buffer.from(other.split(' ')[1], 'base64'));
     agent = await startAgent(
       agentEnv(sshd, 9, { SSH_KNOWN_HOSTS_FILE: '', SSH_HOST_KEY: pinned, RECONNECT_MIN_S: '0.1', RECONNECT_MAX_S: '1' }),

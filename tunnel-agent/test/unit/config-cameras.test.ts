@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { utils } from 'ssh2';
+import { ed25519KeyPair } from '../../../test-support/ssh-keys';
 import { ConfigError } from '@camrelay/common';
 import { EXAMPLE_CAMERAS_YAML } from '../../../test-support/cameras';
 import { loadConfig, loadForwards, parseForwards } from '../../src/config';
@@ -18,7 +18,7 @@ let keyFile: string;
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-cameras-'));
   keyFile = path.join(dir, 'id');
-  fs.writeFileSync(keyFile, utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+  fs.writeFileSync(keyFile, ed25519KeyPair().private, { mode: 0o600 });
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { utils } from 'ssh2';
+import { ed25519KeyPair } from '../../../test-support/ssh-keys';
 import { ConfigError } from '@camrelay/common';
 import { AGENT_SETTINGS, loadConfig, parseArgs, parseForwards } from '../../src/config';
 
@@ -16,12 +16,12 @@ let privateKeyText: string;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-config-'));
-  const k = utils.generateKeyPairSync('ed25519');
+  const k = ed25519KeyPair();
   privateKeyText = k.private;
   keyFile = path.join(dir, 'id');
   fs.writeFileSync(keyFile, k.private, { mode: 0o600 });
   fs.chmodSync(keyFile, 0o600);
-  const enc = utils.generateKeyPairSync('ed25519', { passphrase: 'sesame', cipher: 'aes256-ctr', rounds: 4 });
+  const enc = ed25519KeyPair({ passphrase: 'sesame', cipher: 'aes256-ctr', rounds: 4 });
   encKeyFile = path.join(dir, 'id_enc');
   fs.writeFileSync(encKeyFile, enc.private, { mode: 0o600 });
   passFile = path.join(dir, 'pass');
