@@ -20,15 +20,15 @@ export function gitCommit(): string {
   }
 }
 
-/** The kernel's range of ephemeral ports, [low, high] (Linux; the common default elsewhere). */
-function ephemeralRange(): [number, number] {
+/** The first of the kernel's ephemeral ports (Linux; the common default elsewhere). */
+function ephemeralLow(): number {
   try {
-    const [low, high] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (low > 0 && high >= low) return [low, high];
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (low > 0) return low;
   } catch {
     // not Linux
   }
-  return [32768, 60999];
+  return 32768;
 }
 
 const handedOut = new Set<number>();
@@ -53,7 +53,7 @@ function tryBind(port: number): Promise<number> {
  * one process. Only with no room below the range does the OS pick (the racy way).
  */
 export async function freePorts(n: number): Promise<number[]> {
-  const [low] = ephemeralRange();
+  const low = ephemeralLow();
   const floor = 20_000;
   const out: number[] = [];
   for (let tries = 0; out.length < n; tries++) {
