@@ -241,7 +241,7 @@ export const AGENT_SETTINGS = defineSettings({
     reconnectMaxMs: { env: 'RECONNECT_MAX_MS', kind: ms({ min: 50, max: 86_400_000 }), default: 60_000, unit: 'ms', aliases: seconds('RECONNECT_MAX_S'), doc: 'backoff cap, at least RECONNECT_MIN_MS; also the minimum wait after a host key mismatch' },
     stableAfterMs: { env: 'STABLE_AFTER_MS', kind: ms({ min: 0, max: 86_400_000 }), default: 30_000, unit: 'ms', aliases: seconds('STABLE_AFTER_S'), doc: 'a session up this long resets the backoff' },
     unreachableProbeMs: { env: 'UNREACHABLE_PROBE_MS', kind: ms({ min: 10, max: 600_000 }), default: 500, unit: 'ms', doc: 'while the server is unreachable (refused, no route), probe it with a TCP connect this often; on a route that drops packets the probes overlap' },
-    forwardBindRetryMs: { env: 'FORWARD_BIND_RETRY_MS', kind: ms({ min: 10, max: 600_000 }), default: 2000, unit: 'ms', doc: 'retry interval for a forward sshd refused to bind (port still held by a dead session)' },
+    forwardBindRetryMs: { env: 'FORWARD_BIND_RETRY_MS', kind: ms({ min: 10, max: 600_000 }), default: 1000, unit: 'ms', doc: 'retry interval for a forward sshd refused to bind (port still held by a dead session)' },
     forwardConnectTimeoutMs: { env: 'FORWARD_CONNECT_TIMEOUT_MS', kind: ms({ min: 10, max: 600_000 }), default: 5000, unit: 'ms', doc: 'connect timeout to the target (the camera) per forwarded connection' },
     forwardMaxConnections: { env: 'FORWARD_MAX_CONNECTIONS', kind: int({ min: 1, max: 10_000 }), default: 16, doc: 'concurrent connections per forward; more are rejected' },
     metricsHost: { env: 'METRICS_HOST', kind: string(), default: '0.0.0.0', group: 'Process', doc: "listen address of the agent's /metrics, /healthz, /readyz" },
