@@ -3,7 +3,7 @@
  * The relay daemon: config -> logger -> Relay (metrics, store, source, outlets, archive, metrics
  * server) -> signal handlers. Only wiring lives here; see relay.ts for the parts.
  */
-import '@camrelay/common/dist/daemon-v8'; // first: V8 settings before any module loads
+import './v8-tiering'; // first: V8 settings before any module loads
 import { createLogger, exitOnConfigError } from '@camrelay/common';
 import { loadConfig, RelayConfig, usage } from './config';
 import { Relay, VERSION } from './relay';

@@ -3,7 +3,6 @@
  * tunnel-agent: keeps `ssh -R` forwards to the VPS up. Wiring only: config -> logger -> metrics ->
  * supervisor + metrics/health server, stopped in reverse order on SIGTERM/SIGINT.
  */
-import '@camrelay/common/dist/daemon-v8'; // first: V8 settings before any module loads
 import { MetricsServer, ServiceGroup, createLogger, exitOnConfigError } from '@camrelay/common';
 import { AGENT_SETTINGS, AgentConfig, loadConfig, loadForwards, parseArgs } from './config';
 import { AgentMetrics } from './metrics';

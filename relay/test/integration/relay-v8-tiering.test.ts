@@ -1,5 +1,5 @@
 /**
- * The relay runs with V8's Maglev tier off (common/src/daemon-v8.ts; the soak found that Maglev keeps
+ * The relay runs with V8's Maglev tier off (relay/src/v8-tiering.ts; the soak found that Maglev keeps
  * compiling lukewarm functions for 15-20 minutes after a start, which the relay's memory shows). The
  * daemon as built (relay/dist/main.js) under load, with V8's own trace of what it compiles: hot code
  * still reaches TurboFan, nothing is compiled by Maglev.
