@@ -24,6 +24,4 @@
  */
 import v8 from 'node:v8';
 
-export const DAEMON_V8_FLAGS = ['--no-maglev'] as const;
-
-for (const flag of DAEMON_V8_FLAGS) v8.setFlagsFromString(flag);
+v8.setFlagsFromString('--no-maglev');
