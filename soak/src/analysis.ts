@@ -168,11 +168,11 @@ export function trendWindowStart(durationMs: number): number {
 export const RESTART_WARMUP_S = 120;
 
 /**
- * The daemon's samples from fromMs on, each tagged with its process lifetime (its container's start
- * time), without the first RESTART_WARMUP_S of a lifetime that began inside the run (runStartMs: the
- * run's start, epoch ms; without it every sample is kept in one lifetime).
+ * The daemon's samples from fromMs on, as points tagged with their process lifetime (its container's
+ * start time), without the first RESTART_WARMUP_S of a lifetime that began inside the run (runStartMs:
+ * the run's start, epoch ms; without it every sample is kept in one lifetime).
  */
-export function daemonTrend(samples: readonly Sample[], daemon: Daemon, metric: keyof ProcessStats, fromMs: number, minWindowS = MIN_TREND_WINDOW_S, runStartMs?: number): Trend {
+function judgedPoints(samples: readonly Sample[], daemon: Daemon, metric: keyof ProcessStats, fromMs: number, runStartMs?: number): Point[] {
   const service = DAEMON_SERVICE[daemon];
   const points: Point[] = [];
   for (const s of samples) {
@@ -184,7 +184,12 @@ export function daemonTrend(samples: readonly Sample[], daemon: Daemon, metric: 
     }
     points.push({ t: s.t / 1000, v: s.daemons[daemon]?.[metric] ?? NaN, life: started });
   }
-  return trend(points, FLOORS[metric], minWindowS);
+  return points;
+}
+
+/** The trend of the daemon's judged samples (judgedPoints) from fromMs on. */
+export function daemonTrend(samples: readonly Sample[], daemon: Daemon, metric: keyof ProcessStats, fromMs: number, minWindowS = MIN_TREND_WINDOW_S, runStartMs?: number): Trend {
+  return trend(judgedPoints(samples, daemon, metric, fromMs, runStartMs), FLOORS[metric], minWindowS);
 }
 
 export interface LifeTrend {
@@ -203,19 +208,34 @@ export interface LifeTrend {
  * the report (shown, not judged): a target judges the second half of the run instead.
  */
 export function lifeTrends(samples: readonly Sample[], daemon: Daemon, runStartMs: number): LifeTrend[] {
-  const service = DAEMON_SERVICE[daemon];
-  const lives = new Map<string, Sample[]>();
+  // The same warm-up rule as the targets, with a process started before the run counted from the
+  // run's start (fromMs = RESTART_WARMUP_S) rather than from the second half.
+  const fromMs = RESTART_WARMUP_S * 1000;
+  const byLife = (metric: keyof ProcessStats) => {
+    const lives = new Map<string, Point[]>();
+    for (const p of judgedPoints(samples.filter((s) => s.daemons[daemon]), daemon, metric, fromMs, runStartMs)) {
+      if (p.life === undefined) continue;
+      if (!lives.has(p.life)) lives.set(p.life, []);
+      lives.get(p.life)!.push(p);
+    }
+    return lives;
+  };
+  const anon = byLife('anon');
+  const heap = byLife('heap');
+  const started = new Set<string>(); // every lifetime, also one with no sample after its warm-up
   for (const s of samples) {
-    const started = s.containers[service]?.startedAt;
-    if (started === undefined || !s.daemons[daemon]) continue;
-    if (!lives.has(started)) lives.set(started, []);
-    lives.get(started)!.push(s);
+    const life = s.containers[DAEMON_SERVICE[daemon]]?.startedAt;
+    if (life !== undefined && s.daemons[daemon]) started.add(life);
   }
-  return [...lives].map(([started, ss]) => {
-    const startedAtMs = Date.parse(started) - runStartMs;
-    const judged = ss.filter((s) => s.t >= Math.max(0, startedAtMs) + RESTART_WARMUP_S * 1000);
-    const series = (metric: keyof ProcessStats) => trend(judged.map((s) => ({ t: s.t / 1000, v: s.daemons[daemon]?.[metric] ?? NaN })), FLOORS[metric], 0);
-    return { startedAtMs, fromMs: judged[0]?.t ?? NaN, toMs: judged[judged.length - 1]?.t ?? NaN, anon: series('anon'), heap: series('heap') };
+  return [...started].map((life) => {
+    const a = anon.get(life) ?? [];
+    return {
+      startedAtMs: Date.parse(life) - runStartMs,
+      fromMs: (a[0]?.t ?? NaN) * 1000,
+      toMs: (a[a.length - 1]?.t ?? NaN) * 1000,
+      anon: trend(a, FLOORS.anon, 0),
+      heap: trend(heap.get(life) ?? [], FLOORS.heap, 0),
+    };
   });
 }
 
