@@ -45,6 +45,10 @@ ENV NODE_ENV=production WORKSPACE=${WORKSPACE}
 # freed, so after a burst (a viewer storm, a 4 MiB oversize frame) freed memory stays in the heap and the
 # daemon's memory steps up for good; the soak measured it (docs/soak.md).
 ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=32768
+# V8 heap flags for the workspace's node, from the compose file's build args (relay: a fixed young
+# generation, docs/relay.md); empty for the others.
+ARG NODE_FLAGS=
+ENV CAMRELAY_NODE_FLAGS=${NODE_FLAGS}
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
@@ -71,4 +75,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
   CMD ["node", "-e", "const e=process.env,p={relay:e.METRICS_PORT||9100,'tunnel-agent':e.METRICS_PORT||9101,'fake-camera':e.FAKE_CAMERA_CONTROL_PORT||9102}[e.WORKSPACE];fetch('http://127.0.0.1:'+p+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # exec (entrypoint, setpriv, sh -c): node is PID 1 and gets SIGTERM itself.
 ENTRYPOINT ["/usr/local/bin/camrelay-entrypoint"]
-CMD ["sh", "-c", "exec node \"$WORKSPACE/dist/main.js\""]
+CMD ["sh", "-c", "exec node $CAMRELAY_NODE_FLAGS \"$WORKSPACE/dist/main.js\""]

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CidrList, sleep } from '@camrelay/common';
 import type { Counter, Gauge } from 'prom-client';
+import { parse as parseYaml } from 'yaml';
 import { FrameStore } from '../relay/src/frame-store';
 import { loadConfig } from '../relay/src/config';
 import { RelayMetrics } from '../relay/src/metrics';
@@ -426,4 +427,15 @@ export async function startPubPrivRelay(env: Record<string, string> = {}): Promi
     await stop();
     await Promise.all(cams.map((c) => c.stop()));
   } };
+}
+
+/**
+ * The node flags the relay's image starts it with (`node $CAMRELAY_NODE_FLAGS relay/dist/main.js`): the
+ * relay service's NODE_FLAGS build arg in docker-compose.yml, its one declaration. The benchmarks start
+ * the relay "as deployed" with them; the compose tests check the running container has them.
+ */
+export function relayNodeFlags(): string[] {
+  const compose = parseYaml(fs.readFileSync(path.join(__dirname, '..', 'docker-compose.yml'), 'utf8')) as { services?: { relay?: { build?: { args?: Record<string, unknown> } } } };
+  const flags = compose.services?.relay?.build?.args?.NODE_FLAGS;
+  return typeof flags === 'string' ? flags.split(/\s+/).filter(Boolean) : [];
 }

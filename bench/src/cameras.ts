@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, spawnChild } from '../../test-support';
+import { ROOT, relayNodeFlags, spawnChild } from '../../test-support';
 import { cpuSeconds, FakeCameraProc, httpJson, loadgen, LoadResult, median, nodeArgs, Proc, rssKb, runqueueWaitSeconds, sleep, startFakeCamera, stop } from './procs';
 
 export const TARGET_FPS = 20;
@@ -142,12 +142,12 @@ export function camerasYaml(defs: CameraDef[]): string {
   return 'cameras:\n' + defs.map((d) => `  ${d.name}:\n    host: ${d.host}\n    port: ${d.port}\n    raw_port: ${d.rawPort}\n`).join('');
 }
 
-/** The relay with a CAMERAS_FILE, limits raised as in startRelay() (everything comes from 127.0.0.1). */
+/** The relay with a CAMERAS_FILE, its image's node flags and limits raised as in startRelay() (everything comes from 127.0.0.1). */
 async function startMultiRelay(defs: CameraDef[], env: Record<string, string>, profileName: string): Promise<MultiRelay> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'camrelay-bench-cams-'));
   const file = path.join(dir, 'cameras.yml');
   fs.writeFileSync(file, camerasYaml(defs));
-  const child = spawnChild(process.execPath, [...nodeArgs(profileName), path.join(ROOT, 'relay', 'dist', 'main.js')], {
+  const child = spawnChild(process.execPath, [...nodeArgs(profileName), ...relayNodeFlags(), path.join(ROOT, 'relay', 'dist', 'main.js')], {
     env: {
       ...process.env,
       LOG_LEVEL: 'info',

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { Child, ROOT, spawnChild } from '../../test-support';
+import { Child, ROOT, relayNodeFlags, spawnChild } from '../../test-support';
 
 export const BENCH_DIR = path.join(ROOT, 'bench');
 export const LOADGEN = path.join(BENCH_DIR, 'build', 'loadgen');
@@ -105,9 +105,9 @@ export interface RelayProc extends Proc {
   metrics(): Promise<string>;
 }
 
-/** The relay as deployed (metrics, limits, logging on), with limits raised for a single-host load test. */
+/** The relay as deployed (its image's node flags; metrics, limits, logging on), with limits raised for a single-host load test. */
 export async function startRelay(cameraPort: number, env: Record<string, string> = {}, profileName?: string, mainJs = path.join(ROOT, 'relay', 'dist', 'main.js')): Promise<RelayProc> {
-  const child = spawnChild(process.execPath, [...nodeArgs(profileName), mainJs, '--esp32-host', '127.0.0.1', '--esp32-port', String(cameraPort), '--client-port', '0'], {
+  const child = spawnChild(process.execPath, [...nodeArgs(profileName), ...relayNodeFlags(), mainJs, '--esp32-host', '127.0.0.1', '--esp32-port', String(cameraPort), '--client-port', '0'], {
     env: {
       ...process.env,
       LOG_LEVEL: 'info',

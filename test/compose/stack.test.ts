@@ -24,7 +24,7 @@ import tls from 'node:tls';
 import path from 'node:path';
 import { checkJpeg } from '@camrelay/common';
 import { frameSeqOf } from '../../fake-camera/src/frames';
-import { sleep } from '../../test-support';
+import { relayNodeFlags, sleep } from '../../test-support';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TEST_DIR = process.env.CAMRELAY_TEST_DIR ?? '';
@@ -584,6 +584,24 @@ describe(`compose demo stack (project ${PROJECT})`, () => {
     const sshd = top.split('\n').filter((l) => /\bsshd\b/.test(l));
     expect(sshd.length).toBeGreaterThan(0);
     for (const l of sshd) expect(`uid ${l.trim().split(/\s+/)[1]}`).not.toBe('uid 0');
+  });
+
+  test('the relay runs with its image\'s node flags: a young generation of fixed size', async () => {
+    // NODE_FLAGS (docker-compose.yml) -> CAMRELAY_NODE_FLAGS -> the image's CMD: the daemon (PID 1) got them
+    const flags = relayNodeFlags();
+    expect(flags).toContain('--min-semi-space-size=4');
+    const argv = (await docker('exec', await cid('relay'), 'cat', '/proc/1/cmdline')).split('\0').filter(Boolean);
+    expect(argv.slice(0, flags.length + 2)).toEqual(['node', ...flags, 'relay/dist/main.js']);
+    // V8 keeps one semi-space of that size committed, both while it scavenges; never a smaller one (by
+    // default a quiet relay's young generation shrinks to a 1 MiB semi-space)
+    const semiMiB = Number(/^--max-semi-space-size=(\d+)$/.exec(flags.find((f) => f.startsWith('--max-semi-space-size=')) ?? '')?.[1]);
+    for (let i = 0; i < 3; i++) {
+      if (i) await sleep(2000);
+      const newSpace = (await metric('relay', 'relay_nodejs_heap_space_size_total_bytes{space="new"}')) / (1024 * 1024);
+      expect([semiMiB, 2 * semiMiB]).toContain(newSpace);
+    }
+    // the others have none
+    expect(await docker('exec', await cid('tunnel-agent-demo'), 'cat', '/proc/1/cmdline')).toBe('node\0tunnel-agent/dist/main.js\0');
   });
 
   test('the tunnel-only user authenticates but gets no shell, no command and no -L/-W forward', async () => {
