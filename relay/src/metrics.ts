@@ -114,10 +114,11 @@ export class PlainHistogram<L extends string, V extends string> {
     const bucket = `${this.name}_bucket`;
     for (const { camera, value: v, counts: c } of this.children.values()) {
       let acc = 0;
-      c.bounds.forEach((le, i) => {
+      // a loop, not forEach: a callback made per scrape loses its compiled code at every full GC
+      for (let i = 0; i < c.bounds.length; i++) {
         acc += c.counts[i];
-        values.push({ metricName: bucket, labels: { le, camera, [this.labelName]: v }, value: acc });
-      });
+        values.push({ metricName: bucket, labels: { le: c.bounds[i], camera, [this.labelName]: v }, value: acc });
+      }
       values.push(
         { metricName: bucket, labels: { le: '+Inf', camera, [this.labelName]: v }, value: c.count },
         { metricName: `${this.name}_sum`, labels: { camera, [this.labelName]: v }, value: c.sum },

@@ -3,6 +3,14 @@
  * timeout, a total deadline and a size cap, then validate. Used by the pull source (it opens the
  * connection) and the push source (the camera opened it). Never throws; every failure has a reason
  * from FETCH_ERROR_REASONS.
+ *
+ * Allocation: every Buffer a Node process allocates counts against V8's old-generation limit until
+ * the next full (mark-compact) GC, so the bytes a relay receives set how often that GC runs, and
+ * each full GC drops the optimised code of short-lived closures that then gets compiled again
+ * (docs/soak.md, "What the soak found"). A pull source therefore keeps one FrameReader: the socket
+ * it opens reads into the reader's scratch buffer (net's `onread`) instead of a fresh Buffer per
+ * read, the bytes gather in a buffer kept from frame to frame, and each frame costs one allocation
+ * of its own size. Its handlers are methods bound once, not closures made per fetch.
  */
 import net from 'node:net';
 import { checkJpeg, Clock, systemClock, TimerHandle } from '@camrelay/common';
@@ -20,10 +28,14 @@ export interface ReadLimits {
   maxBytes: number;
 }
 
-/** Opens a TCP connection; injectable so tests can count or fail connections. */
-export type SocketFactory = (opts: { host: string; port: number }) => net.Socket;
+/**
+ * Opens a TCP connection; injectable so tests can count or fail connections. `onread` (net's
+ * option) is where the reader wants the bytes; a factory may ignore it, and the reader then takes
+ * them from 'data' events.
+ */
+export type SocketFactory = (opts: { host: string; port: number; onread?: net.OnReadOpts }) => net.Socket;
 
-export const defaultSocketFactory: SocketFactory = ({ host, port }) => net.connect({ host, port, noDelay: true });
+export const defaultSocketFactory: SocketFactory = ({ host, port, onread }) => net.connect({ host, port, noDelay: true, onread });
 
 /** Maps a socket error to a reason. */
 export function reasonOf(err: NodeJS.ErrnoException, connected: boolean): FetchErrorReason {
@@ -55,70 +67,188 @@ export function describeSocketError(err: NodeJS.ErrnoException): string {
   return 'socket error';
 }
 
+const SCRATCH_BYTES = 64 * 1024;
+const ignore = (): void => undefined;
+
+function failureText(reason: 'empty' | 'not_jpeg' | 'truncated', bytes: number): string {
+  const what = reason === 'empty' ? 'connection closed without data' : reason === 'not_jpeg' ? 'data does not start with a JPEG SOI marker' : 'data does not end with a JPEG EOI marker';
+  return `${what} (${bytes} bytes)`;
+}
+
+type Finish = { ok: true; data: Buffer } | { ok: false; reason: FetchErrorReason; message: string };
+
 /**
- * Reads one frame from `socket`. `connected` says whether the socket is already connected (push);
- * otherwise the connect timeout applies until 'connect'. Destroys the socket when done.
+ * Reads frames one at a time (the next read starts after the previous one settled). Keep one per
+ * pull source; `readFrame` makes a single-use one for a socket someone else opened.
  */
-export function readFrame(socket: net.Socket, limits: ReadLimits, connected: boolean, clock: Clock = systemClock, signal?: AbortSignal): Promise<FetchOutcome> {
-  return new Promise((resolve) => {
-    const t0 = clock.now();
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    let isConnected = connected;
-    let done = false;
-    let idleTimer: TimerHandle | undefined;
-    let connectTimer: TimerHandle | undefined;
+export class FrameReader {
+  /** pass to the socket factory, so the socket reads into `scratch` */
+  readonly onread: net.OnReadOpts;
+  private readonly scratch: Buffer;
+  private gathered: Buffer = Buffer.alloc(0);
+  private limits: ReadLimits = { connectTimeoutMs: 0, idleTimeoutMs: 0, deadlineMs: 0, maxBytes: 0 };
+  private socket: net.Socket | undefined;
+  private signal: AbortSignal | undefined;
+  private resolve: ((o: FetchOutcome) => void) | undefined;
+  private bytes = 0;
+  private connected = false;
+  private t0 = 0;
+  private lastByteAt = 0;
+  private idleTimer: TimerHandle | undefined;
+  private connectTimer: TimerHandle | undefined;
+  private deadlineTimer: TimerHandle | undefined;
 
-    const finish = (o: { ok: true; data: Buffer } | { ok: false; reason: FetchErrorReason; message: string }) => {
-      if (done) return;
-      done = true;
-      clock.clearTimeout(idleTimer);
-      clock.clearTimeout(connectTimer);
-      clock.clearTimeout(deadlineTimer);
-      signal?.removeEventListener('abort', onAbort);
-      socket.removeListener('data', onData);
-      socket.destroy();
-      const elapsed = clock.now() - t0;
-      resolve(o.ok ? { ...o, ms: elapsed } : { ...o, ms: elapsed, bytes });
-    };
-    const fail = (reason: FetchErrorReason, message: string) => finish({ ok: false, reason, message });
-    const armIdle = () => {
-      clock.clearTimeout(idleTimer);
-      idleTimer = clock.setTimeout(() => fail('idle_timeout', `no byte for ${limits.idleTimeoutMs} ms after ${bytes} bytes`), limits.idleTimeoutMs);
-    };
-    const onAbort = () => fail('other', 'aborted (shutting down)');
-    const onData = (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes > limits.maxBytes) {
-        fail('too_large', `frame exceeds FRAME_MAX_BYTES (${limits.maxBytes})`);
-        return;
+  /** `reuse`: keep the gathering buffer for the next frame (the frame is then a copy of its bytes) */
+  constructor(
+    private readonly clock: Clock = systemClock,
+    private readonly reuse = true,
+  ) {
+    this.scratch = reuse ? Buffer.allocUnsafeSlow(SCRATCH_BYTES) : Buffer.alloc(0);
+    this.onread = { buffer: this.scratch, callback: (n, buf) => this.received(buf, n) };
+    this.onData = this.onData.bind(this);
+    this.onConnect = this.onConnect.bind(this);
+    this.onError = this.onError.bind(this);
+    this.onEnd = this.onEnd.bind(this);
+    this.onClose = this.onClose.bind(this);
+    this.onAbort = this.onAbort.bind(this);
+    this.onIdleTimer = this.onIdleTimer.bind(this);
+    this.onConnectTimer = this.onConnectTimer.bind(this);
+    this.onDeadline = this.onDeadline.bind(this);
+  }
+
+  /**
+   * Reads one frame from `socket`. `connected` says whether the socket is already connected
+   * (push); otherwise the connect timeout applies until 'connect'. Destroys the socket when done.
+   */
+  read(socket: net.Socket, limits: ReadLimits, connected: boolean, signal?: AbortSignal): Promise<FetchOutcome> {
+    if (this.socket) throw new Error('FrameReader: one read at a time');
+    return new Promise((resolve) => {
+      this.socket = socket;
+      this.limits = limits;
+      this.signal = signal;
+      this.resolve = resolve;
+      this.bytes = 0;
+      this.connected = connected;
+      this.t0 = this.clock.now();
+      this.deadlineTimer = this.clock.setTimeout(this.onDeadline, limits.deadlineMs);
+      if (signal?.aborted) return this.onAbort();
+      signal?.addEventListener('abort', this.onAbort, { once: true });
+      if (connected) this.armIdle(limits.idleTimeoutMs);
+      else {
+        this.connectTimer = this.clock.setTimeout(this.onConnectTimer, limits.connectTimeoutMs);
+        socket.once('connect', this.onConnect);
       }
-      chunks.push(chunk);
-      armIdle();
-    };
-
-    const deadlineTimer = clock.setTimeout(() => fail('deadline', `fetch took longer than ${limits.deadlineMs} ms (${bytes} bytes so far)`), limits.deadlineMs);
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    if (isConnected) armIdle();
-    else {
-      connectTimer = clock.setTimeout(() => fail('connect_timeout', `no connection within ${limits.connectTimeoutMs} ms`), limits.connectTimeoutMs);
-      socket.once('connect', () => {
-        isConnected = true;
-        clock.clearTimeout(connectTimer);
-        armIdle();
-      });
-    }
-    socket.on('data', onData);
-    socket.on('error', (err: NodeJS.ErrnoException) => fail(reasonOf(err, isConnected), describeSocketError(err)));
-    socket.on('end', () => {
-      if (done) return;
-      const buf = Buffer.concat(chunks, bytes);
-      const check = checkJpeg(buf);
-      if (check.ok) finish({ ok: true, data: check.length === buf.length ? buf : buf.subarray(0, check.length) });
-      else fail(check.reason, `${check.reason === 'empty' ? 'connection closed without data' : check.reason === 'not_jpeg' ? 'data does not start with a JPEG SOI marker' : 'data does not end with a JPEG EOI marker'} (${bytes} bytes)`);
+      socket.on('data', this.onData);
+      socket.on('error', this.onError);
+      socket.on('end', this.onEnd);
+      socket.on('close', this.onClose);
     });
-    socket.on('close', () => fail('reset', `connection closed abruptly after ${bytes} bytes`));
-  });
+  }
+
+  /** the `onread` callback; false pauses the socket */
+  private received(buf: Uint8Array, n: number): boolean {
+    if (!this.socket) return false;
+    this.gather(buf, n);
+    return this.socket !== undefined;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.gather(chunk, chunk.length);
+  }
+
+  private gather(src: Uint8Array, n: number): void {
+    const end = this.bytes + n;
+    if (end > this.limits.maxBytes) {
+      this.bytes = end;
+      return this.fail('too_large', `frame exceeds FRAME_MAX_BYTES (${this.limits.maxBytes})`);
+    }
+    if (end > this.gathered.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.min(this.limits.maxBytes, Math.max(end, 2 * this.gathered.length, SCRATCH_BYTES)));
+      this.gathered.copy(grown, 0, 0, this.bytes);
+      this.gathered = grown;
+    }
+    this.gathered.set(n === src.length ? src : src.subarray(0, n), this.bytes);
+    this.bytes = end;
+    this.lastByteAt = this.clock.now();
+  }
+
+  private armIdle(ms: number): void {
+    this.clock.clearTimeout(this.idleTimer);
+    this.idleTimer = this.clock.setTimeout(this.onIdleTimer, ms);
+  }
+
+  /** one idle timer per read, not one per chunk: when it fires early it waits out the rest */
+  private onIdleTimer(): void {
+    const quiet = this.bytes > 0 ? this.clock.now() - this.lastByteAt : Infinity;
+    const idle = this.limits.idleTimeoutMs;
+    if (quiet < idle) return this.armIdle(idle - quiet);
+    this.fail('idle_timeout', `no byte for ${idle} ms after ${this.bytes} bytes`);
+  }
+
+  private onConnect(): void {
+    this.connected = true;
+    this.clock.clearTimeout(this.connectTimer);
+    this.armIdle(this.limits.idleTimeoutMs);
+  }
+
+  private onConnectTimer(): void {
+    this.fail('connect_timeout', `no connection within ${this.limits.connectTimeoutMs} ms`);
+  }
+
+  private onDeadline(): void {
+    this.fail('deadline', `fetch took longer than ${this.limits.deadlineMs} ms (${this.bytes} bytes so far)`);
+  }
+
+  private onAbort(): void {
+    this.fail('other', 'aborted (shutting down)');
+  }
+
+  private onError(err: NodeJS.ErrnoException): void {
+    this.fail(reasonOf(err, this.connected), describeSocketError(err));
+  }
+
+  private onClose(): void {
+    this.fail('reset', `connection closed abruptly after ${this.bytes} bytes`);
+  }
+
+  private onEnd(): void {
+    if (!this.socket) return;
+    const bytes = this.gathered.subarray(0, this.bytes);
+    const check = checkJpeg(bytes);
+    if (!check.ok) return this.fail(check.reason, failureText(check.reason, this.bytes));
+    const frame = bytes.subarray(0, check.length);
+    this.finish({ ok: true, data: this.reuse ? Buffer.from(frame) : frame });
+  }
+
+  private fail(reason: FetchErrorReason, message: string): void {
+    this.finish({ ok: false, reason, message });
+  }
+
+  private finish(o: Finish): void {
+    const socket = this.socket;
+    const resolve = this.resolve;
+    if (!socket || !resolve) return;
+    this.clock.clearTimeout(this.idleTimer);
+    this.clock.clearTimeout(this.connectTimer);
+    this.clock.clearTimeout(this.deadlineTimer);
+    this.idleTimer = this.connectTimer = this.deadlineTimer = undefined;
+    this.signal?.removeEventListener('abort', this.onAbort);
+    socket.removeListener('connect', this.onConnect);
+    socket.removeListener('data', this.onData);
+    socket.removeListener('error', this.onError);
+    socket.removeListener('end', this.onEnd);
+    socket.removeListener('close', this.onClose);
+    socket.on('error', ignore); // a late error from the destroyed socket
+    socket.destroy();
+    const bytes = this.bytes;
+    this.socket = this.signal = this.resolve = undefined;
+    if (!this.reuse) this.gathered = Buffer.alloc(0);
+    const ms = this.clock.now() - this.t0;
+    resolve(o.ok ? { ...o, ms } : { ...o, ms, bytes });
+  }
+}
+
+/** Reads one frame from a socket someone else opened or made (the push source, tests). */
+export function readFrame(socket: net.Socket, limits: ReadLimits, connected: boolean, clock: Clock = systemClock, signal?: AbortSignal): Promise<FetchOutcome> {
+  return new FrameReader(clock, false).read(socket, limits, connected, signal);
 }

@@ -12,7 +12,7 @@ import { Backoff, Clock, Logger, sleep, systemClock } from '@camrelay/common';
 import type { SourceConfig } from '../config';
 import type { FrameStore } from '../frame-store';
 import type { CameraMetrics } from '../metrics';
-import { defaultSocketFactory, describeSocketError, FetchOutcome, readFrame, SocketFactory } from './fetch';
+import { defaultSocketFactory, describeSocketError, FetchOutcome, FrameReader, SocketFactory } from './fetch';
 import { Source, SourceState, SourceStatus } from './source';
 
 export type PullSourceConfig = Pick<
@@ -37,6 +37,8 @@ export class PullSource implements Source {
   private readonly connect: SocketFactory;
   private readonly backoff: Backoff;
   private readonly state: SourceState;
+  /** one for the source's life: its buffers are reused from frame to frame (see fetch.ts) */
+  private readonly reader: FrameReader;
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -49,6 +51,7 @@ export class PullSource implements Source {
   constructor(private readonly opts: PullSourceOptions) {
     this.clock = opts.clock ?? systemClock;
     this.connect = opts.connect ?? defaultSocketFactory;
+    this.reader = new FrameReader(this.clock);
     this.backoff = new Backoff({ baseMs: opts.config.retryBaseMs, maxMs: opts.config.retryMaxMs, minMs: Math.min(50, opts.config.retryBaseMs), random: opts.random });
     this.state = new SourceState(opts.log, opts.metrics, () => this.clock.now());
   }
@@ -163,17 +166,11 @@ export class PullSource implements Source {
     this.state.fetches++;
     let socket;
     try {
-      socket = this.connect({ host: c.host, port: c.port });
+      socket = this.connect({ host: c.host, port: c.port, onread: this.reader.onread });
     } catch (err) {
       // keep the address out of the message (it reaches /status.json); the down log names host/port
       return Promise.resolve({ ok: false, reason: 'other', message: describeSocketError(err as NodeJS.ErrnoException), ms: 0, bytes: 0 });
     }
-    return readFrame(
-      socket,
-      { connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, deadlineMs: c.deadlineMs, maxBytes: c.frameMaxBytes },
-      false,
-      this.clock,
-      signal,
-    );
+    return this.reader.read(socket, { connectTimeoutMs: c.connectTimeoutMs, idleTimeoutMs: c.idleTimeoutMs, deadlineMs: c.deadlineMs, maxBytes: c.frameMaxBytes }, false, signal);
   }
 }

@@ -72,6 +72,44 @@ describe('PullSource against real sockets', () => {
     expect(maxOpen).toBe(1);
   });
 
+  test('frames gathered in the reused buffer keep their own bytes after later fetches', async () => {
+    // sizes go past the 64 KiB read buffer (several reads and a larger gathering buffer) and back down
+    const sizes = [200_000, 3_000, 90_000, 500, 150_000];
+    const frame = (n: number) => {
+      const b = jpeg(n, sizes[(n - 1) % sizes.length]);
+      for (let i = 6; i < b.length - 2; i++) b[i] = (n * 31 + i) & 0x7f;
+      return b;
+    };
+    cam.behaviour = (s, n) => {
+      const b = frame(n);
+      s.write(b.subarray(0, 1000));
+      setTimeout(() => s.end(b.subarray(1000)), 5);
+    };
+    const readBuffers = new Set<unknown>();
+    const { store } = make({ maxFps: 0, frameMaxBytes: 300_000 }, {
+      connect: (o) => {
+        readBuffers.add(o.onread?.buffer);
+        return net.connect(o);
+      },
+    });
+    store.watch();
+    await source!.start();
+    const got: Buffer[] = [];
+    let seq = 0;
+    while (got.length < 10) {
+      const f = await store.next(seq, 5000);
+      if (!f) throw new Error('no frame within 5 s');
+      seq = f.seq;
+      got.push(f.data);
+    }
+    await source!.stop();
+    for (const data of got) expect(data.equals(frame(frameNo(data)))).toBe(true);
+    expect(new Set(got.map((d) => d.length)).size).toBe(sizes.length);
+    // every connection read into the same buffer: no Buffer allocated per read
+    expect(readBuffers.size).toBe(1);
+    expect([...readBuffers][0]).toBeInstanceOf(Buffer);
+  });
+
   const faults: [FetchErrorReason, Behaviour, Partial<PullSourceConfig>?][] = [
     ['empty', (s) => s.end()],
     ['not_jpeg', (s) => s.end(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'))],
@@ -311,5 +349,41 @@ describe('readFrame', () => {
     const o = await readFrame(net.connect({ host: '127.0.0.1', port: cam.port }), { connectTimeoutMs: 500, idleTimeoutMs: 500, deadlineMs: 1000, maxBytes: 4096 }, false);
     expect(o.ok).toBe(true);
     if (o.ok) expect(o.data.length).toBe(16);
+  });
+
+  test('reads a frame larger than one read from a connected socket (the push path)', async () => {
+    const big = jpeg(9, 150_000);
+    for (let i = 6; i < big.length - 2; i++) big[i] = i & 0x7f;
+    cam.behaviour = (s) => {
+      s.write(big.subarray(0, 70_000));
+      setTimeout(() => s.end(big.subarray(70_000)), 5);
+    };
+    const socket = net.connect({ host: '127.0.0.1', port: cam.port });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const o = await readFrame(socket, { connectTimeoutMs: 500, idleTimeoutMs: 500, deadlineMs: 2000, maxBytes: 200_000 }, true);
+    expect(o.ok).toBe(true);
+    if (o.ok) expect(o.data.equals(big)).toBe(true);
+  });
+
+  test('a camera that trickles bytes within the idle timeout is read whole; a longer pause fails', async () => {
+    const limits = { connectTimeoutMs: 500, idleTimeoutMs: 150, deadlineMs: 3000, maxBytes: 4096 };
+    const trickle = (gapMs: number) => (s: net.Socket, n: number) => {
+      const b = jpeg(n, 64);
+      let at = 0;
+      const step = () => {
+        if (s.destroyed) return;
+        if (at + 8 >= b.length) return s.end(b.subarray(at));
+        s.write(b.subarray(at, at + 8));
+        at += 8;
+        setTimeout(step, gapMs);
+      };
+      step();
+    };
+    cam.behaviour = trickle(60); // 8 writes over ~480 ms: longer than the idle timeout in all, never idle
+    const whole = await readFrame(net.connect({ host: '127.0.0.1', port: cam.port }), limits, false);
+    expect(whole.ok).toBe(true);
+    cam.behaviour = trickle(400);
+    const idle = await readFrame(net.connect({ host: '127.0.0.1', port: cam.port }), limits, false);
+    expect(idle).toMatchObject({ ok: false, reason: 'idle_timeout', bytes: 8 });
   });
 });
