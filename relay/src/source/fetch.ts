@@ -68,6 +68,11 @@ export function describeSocketError(err: NodeJS.ErrnoException): string {
 }
 
 const SCRATCH_BYTES = 64 * 1024;
+/**
+ * Between reads a reader keeps its gathering buffer only up to this, or twice its last good frame:
+ * one oversized answer (up to FRAME_MAX_BYTES, 4 MiB by default) must not stay resident for good.
+ */
+const KEEP_BYTES = 256 * 1024;
 const ignore = (): void => undefined;
 
 function failureText(reason: 'empty' | 'not_jpeg' | 'truncated', bytes: number): string {
@@ -86,6 +91,8 @@ export class FrameReader {
   readonly onread: net.OnReadOpts;
   private readonly scratch: Buffer;
   private gathered: Buffer = Buffer.alloc(0);
+  /** bytes of the last whole frame read */
+  private lastFrameBytes = 0;
   private limits: ReadLimits = { connectTimeoutMs: 0, idleTimeoutMs: 0, deadlineMs: 0, maxBytes: 0 };
   private socket: net.Socket | undefined;
   private signal: AbortSignal | undefined;
@@ -143,6 +150,11 @@ export class FrameReader {
       socket.on('end', this.onEnd);
       socket.on('close', this.onClose);
     });
+  }
+
+  /** what the reader holds between reads besides its scratch buffer (for tests) */
+  get retainedBytes(): number {
+    return this.gathered.length;
   }
 
   /** the `onread` callback; false pauses the socket */
@@ -217,6 +229,7 @@ export class FrameReader {
     const check = checkJpeg(bytes);
     if (!check.ok) return this.fail(check.reason, failureText(check.reason, this.bytes));
     const frame = bytes.subarray(0, check.length);
+    this.lastFrameBytes = frame.length;
     this.finish({ ok: true, data: this.reuse ? Buffer.from(frame) : frame });
   }
 
@@ -242,7 +255,7 @@ export class FrameReader {
     socket.destroy();
     const bytes = this.bytes;
     this.socket = this.signal = this.resolve = undefined;
-    if (!this.reuse) this.gathered = Buffer.alloc(0);
+    if (!this.reuse || this.gathered.length > Math.max(KEEP_BYTES, 2 * this.lastFrameBytes)) this.gathered = Buffer.alloc(0);
     const ms = this.clock.now() - this.t0;
     resolve(o.ok ? { ...o, ms } : { ...o, ms, bytes });
   }

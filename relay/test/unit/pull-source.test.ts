@@ -2,7 +2,7 @@ import net from 'node:net';
 import { FrameStore } from '../../src/frame-store';
 import type { FetchErrorReason } from '../../src/metrics';
 import { PullSource, PullSourceConfig } from '../../src/source/pull';
-import { readFrame } from '../../src/source/fetch';
+import { FrameReader, readFrame } from '../../src/source/fetch';
 import { Behaviour, captureLog, closedPort, FakeClock, frameNo, jpeg, metricValue, ok, TestCamera, testMetrics, waitFor } from '../../../test-support';
 
 const base: PullSourceConfig = {
@@ -385,5 +385,25 @@ describe('readFrame', () => {
     cam.behaviour = trickle(400);
     const idle = await readFrame(net.connect({ host: '127.0.0.1', port: cam.port }), limits, false);
     expect(idle).toMatchObject({ ok: false, reason: 'idle_timeout', bytes: 8 });
+  });
+
+  test('a reader keeps its gathering buffer for frames like its last, not after an oversized answer', async () => {
+    const reader = new FrameReader();
+    const limits = { connectTimeoutMs: 500, idleTimeoutMs: 500, deadlineMs: 3000, maxBytes: 3 * 2 ** 20 };
+    const read = async (answer: Buffer) => {
+      cam.behaviour = (s) => s.end(answer);
+      return reader.read(net.connect({ host: '127.0.0.1', port: cam.port, onread: reader.onread }), limits, false);
+    };
+    expect(await read(jpeg(1, 2 ** 20))).toMatchObject({ ok: true });
+    expect(reader.retainedBytes).toBeGreaterThanOrEqual(2 ** 20); // kept: the next frame is likely as large
+    expect(await read(jpeg(2, 10_000))).toMatchObject({ ok: true });
+    expect(reader.retainedBytes).toBe(0); // frames got small: let the megabyte go
+    expect(await read(jpeg(3, 10_000))).toMatchObject({ ok: true });
+    expect(reader.retainedBytes).toBeGreaterThan(0);
+    expect(reader.retainedBytes).toBeLessThanOrEqual(256 * 1024);
+    expect(await read(jpeg(4, 4 * 2 ** 20))).toMatchObject({ ok: false, reason: 'too_large' });
+    expect(reader.retainedBytes).toBe(0);
+    const after = await read(jpeg(5, 10_000));
+    expect(after.ok && frameNo(after.data)).toBe(5);
   });
 });
