@@ -151,7 +151,10 @@ export function trend(points: readonly Point[], floor: TrendFloor, minWindowS = 
   };
 }
 
-export const FLOORS: Record<keyof ProcessStats, TrendFloor> = {
+/** What a trend is taken of (fullGcs is a counter: shown as a rate per life instead). */
+export type TrendMetric = (typeof TREND_METRICS)[number];
+
+export const FLOORS: Record<TrendMetric, TrendFloor> = {
   rss: { rel: 0.02, abs: 0 },
   anon: { rel: 0.02, abs: 0 },
   heap: { rel: 0.05, abs: 0 },
@@ -162,6 +165,15 @@ export const FLOORS: Record<keyof ProcessStats, TrendFloor> = {
 /** The judged window: the second half of the run. */
 export function trendWindowStart(durationMs: number): number {
   return durationMs / 2;
+}
+
+/** A counter's rise per minute from its first to its last point that has a value (NaN: fewer than two). */
+export function ratePerMin(points: readonly Point[]): number {
+  const known = points.filter((p) => Number.isFinite(p.v));
+  if (known.length < 2) return NaN;
+  const first = known[0];
+  const last = known[known.length - 1];
+  return last.t > first.t ? ((last.v - first.v) / (last.t - first.t)) * 60 : NaN;
 }
 
 /** After a start inside the run, a process's samples this long are its warm-up: not judged. */
@@ -188,7 +200,7 @@ function judgedPoints(samples: readonly Sample[], daemon: Daemon, metric: keyof 
 }
 
 /** The trend of the daemon's judged samples (judgedPoints) from fromMs on. */
-export function daemonTrend(samples: readonly Sample[], daemon: Daemon, metric: keyof ProcessStats, fromMs: number, minWindowS = MIN_TREND_WINDOW_S, runStartMs?: number): Trend {
+export function daemonTrend(samples: readonly Sample[], daemon: Daemon, metric: TrendMetric, fromMs: number, minWindowS = MIN_TREND_WINDOW_S, runStartMs?: number): Trend {
   return trend(judgedPoints(samples, daemon, metric, fromMs, runStartMs), FLOORS[metric], minWindowS);
 }
 
@@ -200,6 +212,8 @@ export interface LifeTrend {
   toMs: number;
   anon: Trend;
   heap: Trend;
+  /** full GCs per minute over the judged part of the life (NaN when the daemon does not count them) */
+  fullGcsPerMin: number;
 }
 
 /**
@@ -222,6 +236,7 @@ export function lifeTrends(samples: readonly Sample[], daemon: Daemon, runStartM
   };
   const anon = byLife('anon');
   const heap = byLife('heap');
+  const gcs = byLife('fullGcs');
   const started = new Set<string>(); // every lifetime, also one with no sample after its warm-up
   for (const s of samples) {
     const life = s.containers[DAEMON_SERVICE[daemon]]?.startedAt;
@@ -235,6 +250,7 @@ export function lifeTrends(samples: readonly Sample[], daemon: Daemon, runStartM
       toMs: (a[a.length - 1]?.t ?? NaN) * 1000,
       anon: trend(a, FLOORS.anon, 0),
       heap: trend(heap.get(life) ?? [], FLOORS.heap, 0),
+      fullGcsPerMin: ratePerMin(gcs.get(life) ?? []),
     };
   });
 }
@@ -506,7 +522,7 @@ const MIN_HEALTHY_MINUTES = 3;
 const LOG_JUDGED = ['relay', 'tunnel-agent-demo', 'tunnel-server'];
 
 export interface Analysis {
-  trends: { daemon: Daemon; metric: keyof ProcessStats; trend: Trend }[];
+  trends: { daemon: Daemon; metric: TrendMetric; trend: Trend }[];
   /** judged daemons restarted during the run: each lifetime on its own (shown, not judged) */
   lives: { daemon: Daemon; lives: LifeTrend[] }[];
   trendFromMs: number;

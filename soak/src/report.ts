@@ -91,9 +91,10 @@ export function renderReport(r: SoakResults, a: Analysis, o: ReportOptions): str
     const signed = (b: number) => (Number.isFinite(b) ? `${b >= 0 ? '+' : ''}${(b / 2 ** 20).toFixed(1)} MiB` : 'n/a');
     p(`Each lifetime of a daemon restarted during the run, on its own, from ${RESTART_WARMUP_S / 60} minutes after its start (a process started before the`);
     p(`run: after the run's start) to its end. Shown, not judged: it tells a process's warm-up (a fresh process compiles and`);
-    p(`allocates for each kind of fault it meets for the first time) from a trend across the run.`);
+    p(`allocates for each kind of fault it meets for the first time) from a trend across the run. Full GCs / min: how often`);
+    p(`the process ran a full garbage collection in that time (each one makes a Node daemon compile short-lived closures again).`);
     p();
-    p(table(['daemon', 'started', 'judged', 'anon first -> last', 'anon drift (noise)', 'heap drift'],
+    p(table(['daemon', 'started', 'judged', 'anon first -> last', 'anon drift (noise)', 'heap drift', 'full GCs / min'],
       a.lives.flatMap((d) => d.lives.map((l) => [
         d.daemon,
         l.startedAtMs < 0 ? 'before the run' : minutes(l.startedAtMs),
@@ -101,6 +102,7 @@ export function renderReport(r: SoakResults, a: Analysis, o: ReportOptions): str
         `${mib(l.anon.first)} -> ${mib(l.anon.last)}`,
         `${signed(l.anon.drift)} (${mib(l.anon.noise)})`,
         signed(l.heap.drift),
+        Number.isFinite(l.fullGcsPerMin) ? l.fullGcsPerMin.toFixed(1) : 'n/a',
       ]))));
     p();
   }

@@ -35,6 +35,12 @@ export interface ProcessStats {
   fds?: number;
   /** Node: nodejs_active_handles_total; Prometheus: go_goroutines; tunnel-server, caddy: their process count */
   handles?: number;
+  /**
+   * full garbage collections since the process started (Node: nodejs_gc_duration_seconds_count of
+   * kind "major"; Prometheus: go_gc_duration_seconds_count). Shown per life: each full GC of a Node
+   * daemon drops the compiled code of short-lived closures, which is compiled again (docs/soak.md).
+   */
+  fullGcs?: number;
 }
 
 export interface CameraSample {

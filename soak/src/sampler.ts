@@ -24,6 +24,7 @@ const nodeStats = (m: Series[], prefix: string): ProcessStats => ({
   heap: sum(m, `${prefix}nodejs_heap_size_used_bytes`),
   fds: sum(m, `${prefix}process_open_fds`),
   handles: sum(m, `${prefix}nodejs_active_handles_total`),
+  fullGcs: sum(m, `${prefix}nodejs_gc_duration_seconds_count`, { kind: 'major' }),
 });
 
 /**
@@ -142,6 +143,7 @@ export async function takeSample(src: SamplerSources): Promise<Sample> {
       heap: sum(prom, 'go_memstats_heap_inuse_bytes'),
       fds: sum(prom, 'process_open_fds'),
       handles: sum(prom, 'go_goroutines'),
+      fullGcs: sum(prom, 'go_gc_duration_seconds_count'),
     };
     s.disk.prometheusBlocks = sum(prom, 'prometheus_tsdb_blocks_loaded');
     s.disk.prometheusRetentions = sum(prom, 'prometheus_tsdb_time_retentions_total');

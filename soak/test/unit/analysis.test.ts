@@ -1,5 +1,5 @@
 import {
-  analyse, archiveCheck, cameraRecovery, daemonTrend, healthyWindows, lifeTrends, logRates, longestDark, median, prometheusCheck, restarts, RESTART_WARMUP_S, robustSpread,
+  analyse, archiveCheck, cameraRecovery, daemonTrend, healthyWindows, lifeTrends, logRates, longestDark, median, prometheusCheck, ratePerMin, restarts, RESTART_WARMUP_S, robustSpread,
   theilSen, trend,
 } from '../../src/analysis';
 import { arrivals, fault, healthyRun, MIN, sample } from './fixture';
@@ -122,13 +122,13 @@ describe('lifeTrends: each lifetime on its own', () => {
   const START = Date.UTC(2026, 0, 1);
   const MiB = 2 ** 20;
   // a relay started before the run and restarted at 8 and 18 minutes; only the second life rises,
-  // 0.25 MiB a minute; heap flat
+  // 0.25 MiB a minute; heap flat; a full GC every 10 s in the first life, every 20 s after that
   const samples = Array.from({ length: 180 }, (_, i) => {
     const t = i * 10_000;
     const start = [-60_000, 8 * MIN, 18 * MIN].filter((x) => x <= t).pop()!;
     const rising = start === 8 * MIN ? 0.25 * ((t - start) / MIN) : 0;
     return sample(t, {
-      daemons: { relay: { rss: 100 * MiB, anon: (40 + rising + 0.05 * noise(i)) * MiB, heap: 12 * MiB } },
+      daemons: { relay: { rss: 100 * MiB, anon: (40 + rising + 0.05 * noise(i)) * MiB, heap: 12 * MiB, fullGcs: (t - start) / (start < 0 ? 10_000 : 20_000) } },
       containers: { relay: { startedAt: new Date(START + start).toISOString(), restartCount: 0, running: true, oomKilled: false } },
     });
   });
@@ -145,6 +145,13 @@ describe('lifeTrends: each lifetime on its own', () => {
     expect(lives[1].anon.verdict).toBe('RISING');
     for (const l of [lives[0], lives[2]]) expect(Math.abs(l.anon.drift / MiB)).toBeLessThan(0.1);
     for (const l of lives) expect(l.heap.drift).toBeCloseTo(0, 6);
+    expect(lives.map((l) => l.fullGcsPerMin.toFixed(6))).toEqual(['6.000000', '3.000000', '3.000000']);
+  });
+
+  test('no full-GC rate where the counter is missing or has one sample', () => {
+    expect(ratePerMin([])).toBeNaN();
+    expect(ratePerMin([{ t: 0, v: NaN }, { t: 10, v: 4 }])).toBeNaN();
+    expect(ratePerMin([{ t: 0, v: 1 }, { t: 30, v: NaN }, { t: 120, v: 9 }])).toBe(4);
   });
 
   test('analyse() lists the lifetimes of a judged daemon restarted during the run, and no others', () => {
