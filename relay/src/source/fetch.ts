@@ -10,7 +10,7 @@
  * (docs/soak.md, "What the soak found"). A pull source therefore keeps one FrameReader: the socket
  * it opens reads into the reader's scratch buffer (net's `onread`) instead of a fresh Buffer per
  * read, the bytes gather in a buffer kept from frame to frame, and each frame costs one allocation
- * of its own size. Its handlers are methods bound once, not closures made per fetch.
+ * of its own size. Its handlers are made once per reader, not per fetch.
  */
 import net from 'node:net';
 import { checkJpeg, Clock, systemClock, TimerHandle } from '@camrelay/common';
@@ -112,15 +112,6 @@ export class FrameReader {
   ) {
     this.scratch = reuse ? Buffer.allocUnsafeSlow(SCRATCH_BYTES) : Buffer.alloc(0);
     this.onread = { buffer: this.scratch, callback: (n, buf) => this.received(buf, n) };
-    this.onData = this.onData.bind(this);
-    this.onConnect = this.onConnect.bind(this);
-    this.onError = this.onError.bind(this);
-    this.onEnd = this.onEnd.bind(this);
-    this.onClose = this.onClose.bind(this);
-    this.onAbort = this.onAbort.bind(this);
-    this.onIdleTimer = this.onIdleTimer.bind(this);
-    this.onConnectTimer = this.onConnectTimer.bind(this);
-    this.onDeadline = this.onDeadline.bind(this);
   }
 
   /**
@@ -164,9 +155,9 @@ export class FrameReader {
     return this.socket !== undefined;
   }
 
-  private onData(chunk: Buffer): void {
+  private readonly onData = (chunk: Buffer): void => {
     this.gather(chunk, chunk.length);
-  }
+  };
 
   private gather(src: Uint8Array, n: number): void {
     const end = this.bytes + n;
@@ -190,40 +181,40 @@ export class FrameReader {
   }
 
   /** one idle timer per read, not one per chunk: when it fires early it waits out the rest */
-  private onIdleTimer(): void {
+  private readonly onIdleTimer = (): void => {
     const quiet = this.bytes > 0 ? this.clock.now() - this.lastByteAt : Infinity;
     const idle = this.limits.idleTimeoutMs;
     if (quiet < idle) return this.armIdle(idle - quiet);
     this.fail('idle_timeout', `no byte for ${idle} ms after ${this.bytes} bytes`);
-  }
+  };
 
-  private onConnect(): void {
+  private readonly onConnect = (): void => {
     this.connected = true;
     this.clock.clearTimeout(this.connectTimer);
     this.armIdle(this.limits.idleTimeoutMs);
-  }
+  };
 
-  private onConnectTimer(): void {
+  private readonly onConnectTimer = (): void => {
     this.fail('connect_timeout', `no connection within ${this.limits.connectTimeoutMs} ms`);
-  }
+  };
 
-  private onDeadline(): void {
+  private readonly onDeadline = (): void => {
     this.fail('deadline', `fetch took longer than ${this.limits.deadlineMs} ms (${this.bytes} bytes so far)`);
-  }
+  };
 
-  private onAbort(): void {
+  private readonly onAbort = (): void => {
     this.fail('other', 'aborted (shutting down)');
-  }
+  };
 
-  private onError(err: NodeJS.ErrnoException): void {
+  private readonly onError = (err: NodeJS.ErrnoException): void => {
     this.fail(reasonOf(err, this.connected), describeSocketError(err));
-  }
+  };
 
-  private onClose(): void {
+  private readonly onClose = (): void => {
     this.fail('reset', `connection closed abruptly after ${this.bytes} bytes`);
-  }
+  };
 
-  private onEnd(): void {
+  private readonly onEnd = (): void => {
     if (!this.socket) return;
     const bytes = this.gathered.subarray(0, this.bytes);
     const check = checkJpeg(bytes);
@@ -231,7 +222,7 @@ export class FrameReader {
     const frame = bytes.subarray(0, check.length);
     this.lastFrameBytes = frame.length;
     this.finish({ ok: true, data: this.reuse ? Buffer.from(frame) : frame });
-  }
+  };
 
   private fail(reason: FetchErrorReason, message: string): void {
     this.finish({ ok: false, reason, message });
